@@ -1,0 +1,65 @@
+"""Incremental experts behind one protocol, and the pool that grows, reweights and prunes them.
+
+A new expert is one module plus one ``REGISTRY`` line: a factory taking ``seed`` and keyword
+overrides of its settings.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from river import tree
+
+from ._base import Expert, Features, Label
+from ._features import FeatureVectorizer
+from ._mlp import MLPExpert
+from ._pool import ExpertPool
+from ._river import RiverExpert
+
+# The DriftMoE paper's tree settings (MOA through CapyMOA): grace period 50, split confidence
+# 1e-7 (River's ``delta``), multiway nominal splits, naive-Bayes-adaptive leaves. River's own
+# memory management (100 MiB per tree) stays on; the pool's byte budget is the real limit.
+PAPER_TREE = {"grace_period": 50, "delta": 1e-7, "binary_split": False, "leaf_prediction": "nba"}
+
+
+def hoeffding_tree(seed: int = 0, **overrides: Any) -> RiverExpert:
+    """Hoeffding tree with the paper's settings (deterministic: ``seed`` is unused)."""
+    return RiverExpert(tree.HoeffdingTreeClassifier(**{**PAPER_TREE, **overrides}))
+
+
+def hoeffding_adaptive_tree(seed: int = 0, **overrides: Any) -> RiverExpert:
+    """Hoeffding adaptive tree (ADWIN-monitored subtrees) with the paper's settings, seeded."""
+    return RiverExpert(
+        tree.HoeffdingAdaptiveTreeClassifier(**{**PAPER_TREE, "seed": seed, **overrides})
+    )
+
+
+def efdt(seed: int = 0, **overrides: Any) -> RiverExpert:
+    """Extremely fast decision tree (Hoeffding anytime tree) with the paper's settings
+    (deterministic: ``seed`` is unused)."""
+    return RiverExpert(tree.ExtremelyFastDecisionTreeClassifier(**{**PAPER_TREE, **overrides}))
+
+
+def mlp(seed: int = 0, **overrides: Any) -> MLPExpert:
+    """Online softmax MLP (32 ReLU units, Adam, standardised inputs)."""
+    return MLPExpert(**{"seed": seed, **overrides})
+
+
+REGISTRY: dict[str, Callable[..., Expert]] = {
+    "hoeffding-tree": hoeffding_tree,
+    "hoeffding-adaptive-tree": hoeffding_adaptive_tree,
+    "efdt": efdt,
+    "mlp": mlp,
+}
+
+__all__ = [
+    "REGISTRY",
+    "Expert",
+    "ExpertPool",
+    "FeatureVectorizer",
+    "Features",
+    "Label",
+    "MLPExpert",
+    "RiverExpert",
+    "PAPER_TREE",
+]

@@ -1,0 +1,91 @@
+"""Prequential (test-then-train) evaluation: every record is predicted before it is learned.
+
+Accuracy, Cohen's kappa, kappa-M (against the majority-class classifier run prequentially) and
+kappa-T (against the no-change classifier that predicts the previous label), plus a sliding-window
+accuracy curve sampled every ``curve_every`` records for plots.
+"""
+from __future__ import annotations
+
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Hashable
+
+
+def _kappa_against(accuracy: float, baseline: float) -> float:
+    """How far ``accuracy`` improves on ``baseline``, scaled so 1 is perfect; 0 if undefined."""
+    return (accuracy - baseline) / (1.0 - baseline) if baseline < 1.0 else 0.0
+
+
+@dataclass
+class PrequentialMetrics:
+    """Running prequential scores. ``window`` (records) sets the sliding accuracy window;
+    ``curve_every`` (records) how often a point of the accuracy curve is kept."""
+
+    window: int = 1000
+    curve_every: int = 500
+    n: int = 0
+    correct: int = 0
+    _majority_correct: int = 0
+    _no_change_correct: int = 0
+    _true_counts: Counter = field(default_factory=Counter)
+    _pred_counts: Counter = field(default_factory=Counter)
+    _previous_label: Hashable | None = None
+    _recent: deque = field(default_factory=deque)
+    _recent_correct: int = 0
+    curve: list[tuple[int, float, float]] = field(default_factory=list)
+
+    def update(self, y_true: Hashable, y_pred: Hashable | None) -> None:
+        """Score one prediction made before ``y_true`` was learned."""
+        hit = int(y_pred == y_true)
+        if self._true_counts:
+            majority = self._true_counts.most_common(1)[0][0]
+            self._majority_correct += int(majority == y_true)
+        self._no_change_correct += int(self._previous_label == y_true)
+        self.n += 1
+        self.correct += hit
+        self._true_counts[y_true] += 1
+        self._pred_counts[y_pred] += 1
+        self._previous_label = y_true
+        self._recent.append(hit)
+        self._recent_correct += hit
+        if len(self._recent) > self.window:
+            self._recent_correct -= self._recent.popleft()
+        if self.n % self.curve_every == 0:
+            self.curve.append((self.n, self.windowed_accuracy, self.accuracy))
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.n if self.n else 0.0
+
+    @property
+    def windowed_accuracy(self) -> float:
+        return self._recent_correct / len(self._recent) if self._recent else 0.0
+
+    @property
+    def kappa(self) -> float:
+        """Cohen's kappa: accuracy against chance agreement of the two label marginals."""
+        if not self.n:
+            return 0.0
+        chance = sum(
+            (self._true_counts[c] / self.n) * (self._pred_counts.get(c, 0) / self.n)
+            for c in self._true_counts
+        )
+        return _kappa_against(self.accuracy, chance)
+
+    @property
+    def kappa_m(self) -> float:
+        return _kappa_against(self.accuracy, self._majority_correct / self.n) if self.n else 0.0
+
+    @property
+    def kappa_t(self) -> float:
+        return _kappa_against(self.accuracy, self._no_change_correct / self.n) if self.n else 0.0
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {
+            "scored": self.n,
+            "accuracy": self.accuracy,
+            "kappa": self.kappa,
+            "kappa_m": self.kappa_m,
+            "kappa_t": self.kappa_t,
+            "windowed_accuracy": self.windowed_accuracy,
+        }

@@ -1,0 +1,430 @@
+"""AdaptiveModel: experts, router and detectors composed into one River classifier.
+
+Three models, selectable by name through :data:`MODELS` / :func:`make_model`:
+
+- ``driftmoe-data``: the DriftMoE paper's MoE-Data, as its code does it (12 Hoeffding trees, MLP
+  router co-trained on the multi-hot correctness mask, top-1 predicts, top-3 learn, no detector).
+- ``driftmoe-task``: the paper's MoE-Task, as its code does it: one one-vs-rest tree per class,
+  all trained on every record, and the prediction is the router's softmax over classes; the
+  experts are never consulted at prediction time, so it behaves as an online MLP classifier.
+- ``adaptive`` (driftflow's default): MoE-Data plus drift handling: detectors on the overall error
+  stream, on each expert's error stream and on the label stream; on drift the pool grows a fresh
+  expert (or revives an archived one that fits the recent records better), the weakest expert is
+  pruned past the pool's size or memory budget, and the prediction is a top-k mixture weighted
+  by router weight times each expert's recent accuracy.
+
+Every model is a ``river.base.Classifier``, so River's ``evaluate.progressive_val_score`` takes it,
+and offers ``events()``, ``snapshot()`` and ``AdaptiveModel.restore()``.
+"""
+from __future__ import annotations
+
+import pickle
+from collections import deque
+from typing import Any, ClassVar, Hashable
+
+import numpy as np
+from river import base
+
+import detectors
+import experts
+import router
+from experts import ExpertPool
+from pipelines.checkpoint import seal, unseal
+
+SNAPSHOT_SCHEMA = "driftflow.model/1"
+
+Features = dict[str, Any]
+
+
+def _argmax(proba: dict[Hashable, float]) -> Hashable | None:
+    return max(proba, key=proba.__getitem__) if proba else None
+
+
+def correctness_mask(probas: list[dict[Hashable, float]], y: Hashable) -> np.ndarray:
+    """DriftMoE's multi-hot router target: 1 for every expert whose argmax is ``y``; if none is
+    right, 1 for the single expert giving ``y`` the highest probability (the first on ties)."""
+    mask = np.fromiter((_argmax(p) == y for p in probas), dtype=np.float64, count=len(probas))
+    if not mask.any() and probas:
+        mask[int(np.argmax([p.get(y, 0.0) for p in probas]))] = 1.0
+    return mask
+
+
+class _SameRecordCache:
+    """Keeps what ``predict_*`` computed for a record so the ``learn_one`` that follows on the
+    same features (test-then-train) does not compute it again. Matches on identity and equality
+    so a reused or mutated dict never hits."""
+
+    __slots__ = ("_x", "_copy", "value")
+
+    def __init__(self) -> None:
+        self._x: Features | None = None
+        self._copy: Features | None = None
+        self.value: Any = None
+
+    def get(self, x: Features) -> Any:
+        return self.value if (x is self._x and x == self._copy) else None
+
+    def put(self, x: Features, value: Any) -> Any:
+        self._x, self._copy, self.value = x, dict(x), value
+        return value
+
+    def clear(self) -> None:
+        """Forget the cached record: learning changed the model, so the values are stale."""
+        self._x = self._copy = self.value = None
+
+    def __getstate__(self) -> dict:
+        return {}   # a cache is not state: snapshots stay small and deterministic
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__()
+
+
+class AdaptiveModel(base.Classifier):
+    """Base of driftflow's models: event log, snapshot and restore, River's classifier face."""
+
+    name: ClassVar[str] = ""
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+        self._n_learned = 0
+        self._pending_events: list[dict[str, Any]] = []
+        self._cache = _SameRecordCache()
+
+    # -- events --------------------------------------------------------------------------------
+    def _emit(self, kind: str, **fields: Any) -> None:
+        self._pending_events.append({"position": self._n_learned, "kind": kind, **fields})
+
+    def events(self) -> list[dict[str, Any]]:
+        """Drift, grow, prune, revive and new-class events since the last call (then cleared).
+        ``position`` is the 0-based index of the learned record that caused the event."""
+        out, self._pending_events = self._pending_events, []
+        return out
+
+    # -- River face ----------------------------------------------------------------------------
+    def predict_one(self, x: Features, **kwargs: Any) -> Hashable | None:
+        return _argmax(self.predict_proba_one(x))
+
+    @property
+    def n_experts(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def n_learned(self) -> int:
+        return self._n_learned
+
+    # -- snapshot ------------------------------------------------------------------------------
+    def snapshot(self, key: bytes | str | None = None) -> bytes:
+        """The whole model state in the versioned (and, with a key, signed) envelope."""
+        return seal(pickle.dumps(self, protocol=5), schema=SNAPSHOT_SCHEMA, key=key,
+                    meta={"model": self.name, "records": self._n_learned})
+
+    @classmethod
+    def restore(cls, blob: bytes, key: bytes | str | None = None) -> AdaptiveModel:
+        """Rebuild a model from :meth:`snapshot`; refuses an unsigned or altered one when a key
+        is given or configured (the body is only unpickled after the check)."""
+        _, body = unseal(blob, key=key, schema=SNAPSHOT_SCHEMA)
+        model = pickle.loads(body)
+        if not isinstance(model, AdaptiveModel):
+            raise TypeError(f"checkpoint holds a {type(model).__name__}, not an AdaptiveModel")
+        return model
+
+
+def _tree(seed: int, grace_period: int, delta: float) -> experts.Expert:
+    return experts.REGISTRY["hoeffding-tree"](seed=seed, grace_period=grace_period, delta=delta)
+
+
+class DriftMoEData(AdaptiveModel):
+    """The paper's MoE-Data (see module docstring). Defaults are the paper's settings."""
+
+    name = "driftmoe-data"
+
+    def __init__(self, n_experts: int = 12, top_k_train: int = 3, temperature: float = 0.8,
+                 lr: float = 2e-3, batch_size: int = 256, hidden: tuple[int, ...] = (256, 128),
+                 grace_period: int = 50, delta: float = 1e-7, seed: int = 0) -> None:
+        super().__init__(seed)
+        self.n_experts_ = n_experts
+        self.top_k_train = top_k_train
+        self.temperature = temperature
+        self.lr = lr
+        self.batch_size = batch_size
+        self.hidden = hidden
+        self.grace_period = grace_period
+        self.delta = delta
+        self._experts = [_tree(seed + i, grace_period, delta) for i in range(n_experts)]
+        self._router = router.DriftMoERouter(
+            n_experts=n_experts, hidden=hidden, temperature=temperature, lr=lr,
+            batch_size=batch_size, seed=seed)
+
+    @property
+    def n_experts(self) -> int:
+        return len(self._experts)
+
+    def _weights(self, x: Features) -> np.ndarray:
+        cached = self._cache.get(x)
+        return cached if cached is not None else self._cache.put(x, self._router.weights(x))
+
+    def predict_proba_one(self, x: Features) -> dict[Hashable, float]:
+        return self._experts[int(np.argmax(self._weights(x)))].predict_proba_one(x)
+
+    def learn_one(self, x: Features, y: Hashable, **kwargs: Any) -> None:
+        weights = self._weights(x)
+        probas = [e.predict_proba_one(x) for e in self._experts]
+        self._router.learn(x, correctness_mask(probas, y))
+        for i in np.argsort(-weights, kind="stable")[: self.top_k_train]:
+            self._experts[i].learn_one(x, y)
+        self._cache.clear()
+        self._n_learned += 1
+
+
+class DriftMoETask(AdaptiveModel):
+    """The paper's MoE-Task (see module docstring): router outputs are classes, trained every
+    record (batch 1) on one-hot(y); one one-vs-rest tree per class learns every record."""
+
+    name = "driftmoe-task"
+
+    def __init__(self, temperature: float = 0.8, lr: float = 2e-3,
+                 hidden: tuple[int, ...] = (256, 128), grace_period: int = 50,
+                 delta: float = 1e-7, seed: int = 0) -> None:
+        super().__init__(seed)
+        self.temperature = temperature
+        self.lr = lr
+        self.hidden = hidden
+        self.grace_period = grace_period
+        self.delta = delta
+        self._classes: list[Hashable] = []
+        self._experts: list[experts.Expert] = []
+        self._router: router.DriftMoERouter | None = None
+
+    @property
+    def n_experts(self) -> int:
+        return len(self._experts)
+
+    def _add_class(self, y: Hashable) -> None:
+        self._classes.append(y)
+        self._experts.append(_tree(self.seed + len(self._classes), self.grace_period, self.delta))
+        if self._router is None:
+            self._router = router.DriftMoERouter(
+                n_experts=1, hidden=self.hidden, temperature=self.temperature, lr=self.lr,
+                batch_size=1, seed=self.seed)
+        else:
+            self._router.add_expert()
+        self._emit("new_class", label=y)
+
+    def predict_proba_one(self, x: Features) -> dict[Hashable, float]:
+        if self._router is None:
+            return {}
+        weights = self._router.weights(x)
+        return dict(zip(self._classes, weights.tolist()))
+
+    def learn_one(self, x: Features, y: Hashable, **kwargs: Any) -> None:
+        if y not in self._classes:
+            self._add_class(y)
+        target = np.fromiter((c == y for c in self._classes), dtype=np.float64)
+        self._router.learn(x, target)
+        for c, expert in zip(self._classes, self._experts):
+            expert.learn_one(x, int(c == y))
+        self._n_learned += 1
+
+
+class Adaptive(AdaptiveModel):
+    """driftflow's model: DriftMoE with drift detection, growth, pruning and revival.
+
+    Settings (records are counts of learned records):
+
+    - ``initial_experts`` / ``max_experts``: pool size at start and its cap; ``max_bytes`` the
+      pool's memory budget (bytes). Past either, the weakest expert is archived.
+    - ``expert_kinds``: registry names of :mod:`experts` cycled through when the pool grows.
+    - ``top_k``: experts mixed for a prediction and trained per record (with those warming up).
+    - ``warmup``: a new expert learns every record for this many records, so the router cannot
+      starve it before it has learned anything (the paper's starvation problem).
+    - ``bagging_lambda``: each training expert sees the record with a Poisson(lambda) weight
+      (online bagging, for diversity between experts that train on the same records); 0 = off.
+    - ``drift_detector`` / ``expert_detector`` / ``label_detector``: :mod:`detectors` registry
+      names for the overall 0/1 error stream, each expert's error stream, and the label stream.
+    - ``min_grow_gap``: records between two growths, so one drift grows one expert.
+    - ``archive_size``: pruned experts kept for revival; ``revival_window``: recent records an
+      archived expert is scored on; it is revived instead of a fresh expert when its accuracy
+      there beats the pool's best by ``revival_margin``.
+    """
+
+    name = "adaptive"
+
+    def __init__(self, initial_experts: int = 3, max_experts: int = 8,
+                 max_bytes: int = 64 * 2**20, expert_kinds: tuple[str, ...] = ("hoeffding-tree",),
+                 top_k: int = 3, warmup: int = 500, bagging_lambda: float = 1.0,
+                 grace_period: int = 50, delta: float = 1e-7,
+                 router_hidden: tuple[int, ...] = (64, 32), router_batch_size: int = 32,
+                 router_lr: float = 2e-3, temperature: float = 0.8,
+                 drift_detector: str = "rbocpd", expert_detector: str = "adwin",
+                 label_detector: str = "rbocpd-multinomial", min_grow_gap: int = 300,
+                 archive_size: int = 4, revival_window: int = 200, revival_margin: float = 0.02,
+                 seed: int = 0) -> None:
+        super().__init__(seed)
+        self.initial_experts = initial_experts
+        self.max_experts = max_experts
+        self.max_bytes = max_bytes
+        self.expert_kinds = expert_kinds
+        self.top_k = top_k
+        self.warmup = warmup
+        self.bagging_lambda = bagging_lambda
+        self.grace_period = grace_period
+        self.delta = delta
+        self.router_hidden = router_hidden
+        self.router_batch_size = router_batch_size
+        self.router_lr = router_lr
+        self.temperature = temperature
+        self.drift_detector = drift_detector
+        self.expert_detector = expert_detector
+        self.label_detector = label_detector
+        self.min_grow_gap = min_grow_gap
+        self.archive_size = archive_size
+        self.revival_window = revival_window
+        self.revival_margin = revival_margin
+        for name, registry in ((drift_detector, detectors.REGISTRY),
+                               (expert_detector, detectors.REGISTRY),
+                               (label_detector, detectors.REGISTRY)):
+            if name not in registry:
+                raise ValueError(f"unknown detector {name!r}; choose from {sorted(registry)}")
+        for kind in expert_kinds:
+            if kind not in experts.REGISTRY:
+                raise ValueError(f"unknown expert kind {kind!r}; choose from {sorted(experts.REGISTRY)}")
+
+        self._rng = np.random.default_rng(seed)
+        self._n_grown = 0
+        self._last_growth = -min_grow_gap
+        self._pool = ExpertPool(max_experts=max_experts, max_bytes=max_bytes)
+        self._expert_detectors: list[detectors.Detector] = []
+        self._router = router.DriftMoERouter(
+            n_experts=initial_experts, hidden=router_hidden, temperature=temperature,
+            lr=router_lr, batch_size=router_batch_size, standardize=True, seed=seed)
+        for _ in range(initial_experts):
+            self._pool_add(self._fresh_expert())
+        self._error_detector = detectors.REGISTRY[drift_detector]()
+        self._label_detector = detectors.REGISTRY[label_detector]()
+        self._archive: deque[experts.Expert] = deque(maxlen=archive_size)
+        self._recent: deque[tuple[Features, Hashable]] = deque(maxlen=revival_window)
+
+    @property
+    def n_experts(self) -> int:
+        return len(self._pool)
+
+    # -- pool changes --------------------------------------------------------------------------
+    def _fresh_expert(self) -> experts.Expert:
+        kind = self.expert_kinds[self._n_grown % len(self.expert_kinds)]
+        overrides = {"grace_period": self.grace_period, "delta": self.delta} if kind != "mlp" else {}
+        self._n_grown += 1
+        return experts.REGISTRY[kind](seed=self.seed * 1000 + self._n_grown, **overrides)
+
+    def _pool_add(self, expert: experts.Expert) -> None:
+        self._pool.add(expert)
+        self._expert_detectors.append(detectors.REGISTRY[self.expert_detector]())
+        if len(self._pool) > self._router.n_experts:
+            self._router.add_expert()
+
+    def _prune_to_budget(self) -> None:
+        while len(self._pool) > 1 and self._pool.over_budget():
+            i = self._pool.weakest()
+            self._archive.append(self._pool.remove(i))
+            del self._expert_detectors[i]
+            self._router.remove_expert(i)
+            self._emit("prune", expert=i, experts=len(self._pool))
+
+    def _grow(self, reason: str) -> None:
+        """Add an expert for the new concept: an archived one that already fits the recent
+        records (a recurring concept), else a fresh one; then prune back to budget."""
+        if self._n_learned - self._last_growth < self.min_grow_gap:
+            return
+        self._last_growth = self._n_learned
+        revived = self._best_archived()
+        if revived is not None:
+            self._archive.remove(revived)
+            self._pool_add(revived)
+            self._emit("revive", reason=reason, experts=len(self._pool))
+        else:
+            self._pool_add(self._fresh_expert())
+            self._emit("grow", reason=reason, experts=len(self._pool))
+        self._prune_to_budget()
+
+    def _best_archived(self) -> experts.Expert | None:
+        if not self._archive or not self._recent:
+            return None
+
+        def accuracy(expert: experts.Expert) -> float:
+            return float(np.mean([_argmax(expert.predict_proba_one(x)) == y
+                                  for x, y in self._recent]))
+
+        pool_best = max(accuracy(e) for e in self._pool.experts)
+        score, best = max(((accuracy(e), k) for k, e in enumerate(self._archive)),
+                          key=lambda pair: pair[0])
+        return self._archive[best] if score > pool_best + self.revival_margin else None
+
+    # -- predict and learn ---------------------------------------------------------------------
+    def _scores(self, x: Features) -> tuple[np.ndarray, list[dict[Hashable, float]]]:
+        """Mixture scores (router weight x recent accuracy) and every expert's probabilities."""
+        cached = self._cache.get(x)
+        if cached is None:
+            weights = self._router.weights(x) * self._pool.accuracies()
+            cached = self._cache.put(x, (weights, self._pool.predict_all(x)))
+        return cached
+
+    def predict_proba_one(self, x: Features) -> dict[Hashable, float]:
+        scores, probas = self._scores(x)
+        mixture: dict[Hashable, float] = {}
+        for i in np.argsort(-scores, kind="stable")[: self.top_k]:
+            weight = float(scores[i])
+            for label, p in probas[i].items():
+                mixture[label] = mixture.get(label, 0.0) + weight * p
+        total = sum(mixture.values())
+        return {label: p / total for label, p in mixture.items()} if total > 0 else mixture
+
+    def learn_one(self, x: Features, y: Hashable, **kwargs: Any) -> None:
+        scores, probas = self._scores(x)
+        prediction = _argmax(self.predict_proba_one(x))
+        self._pool.record_outcomes(probas, y)
+        mask = correctness_mask(probas, y)
+        self._router.learn(x, mask)
+        self._train_experts(x, y, scores)
+        self._recent.append((x, y))
+        self._watch(prediction != y, mask, y)
+        self._cache.clear()
+        self._n_learned += 1
+
+    def _train_experts(self, x: Features, y: Hashable, scores: np.ndarray) -> None:
+        chosen = set(np.argsort(-scores, kind="stable")[: self.top_k].tolist())
+        chosen.update(i for i, age in enumerate(self._pool.ages) if age < self.warmup)
+        for i in sorted(chosen):
+            w = self._rng.poisson(self.bagging_lambda) if self.bagging_lambda > 0 else 1
+            if w > 0:
+                self._pool[i].learn_one(x, y, w=float(w))
+
+    def _watch(self, error: bool, mask: np.ndarray, y: Hashable) -> None:
+        """Feed the detectors; grow on overall error drift, label shift, or a drift in the
+        error stream of the expert the pool currently relies on most."""
+        self._error_detector.update(float(error))
+        self._label_detector.update(y)
+        best = int(np.argmax(self._pool.accuracies()))
+        expert_drift = False
+        for i, detector in enumerate(self._expert_detectors):
+            detector.update(1.0 - mask[i])
+            expert_drift |= detector.drift_detected and i == best
+        for fired, source in ((self._error_detector.drift_detected, "error"),
+                              (self._label_detector.drift_detected, "label"),
+                              (expert_drift, "expert")):
+            if fired:
+                self._emit("drift", detector=source)
+                self._grow(source)
+                break
+
+
+MODELS: dict[str, type[AdaptiveModel]] = {
+    "adaptive": Adaptive,
+    "driftmoe-data": DriftMoEData,
+    "driftmoe-task": DriftMoETask,
+}
+
+
+def make_model(name: str, seed: int = 0, **settings: Any) -> AdaptiveModel:
+    """Build the model registered as ``name``; a ValueError names the valid ones."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose from {', '.join(sorted(MODELS))}")
+    return MODELS[name](seed=seed, **settings)

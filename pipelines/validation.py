@@ -1,0 +1,246 @@
+"""Record validation: raw rows and Kafka messages become a `Record` or a `DeadLetter`.
+
+Bad records never crash a job: each one becomes a `DeadLetter` whose reason is one line. Problems
+that make a whole source unusable (missing file, unknown format, no target column) raise
+`SourceError`, which the CLI maps to exit code 2.
+"""
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Hashable, Mapping
+from typing import Any, Literal
+
+from pipelines.records import DeadLetter, Record
+
+Kind = Literal["numeric", "nominal"]
+NUMERIC: Kind = "numeric"
+NOMINAL: Kind = "nominal"
+
+_MISSING = object()
+# Key of a record's identifier in JSON messages; never a feature (labels are joined by it).
+_ID_KEY = "id"
+
+
+class SourceError(ValueError):
+    """A source cannot be read at all; the message is one line meant for the user."""
+
+
+class RecordValidator:
+    """Checks raw rows against a fixed schema and builds records.
+
+    ``features`` maps each feature name, in order, to its kind: numeric values become floats
+    (numeric strings are parsed), nominal values become strings. ``target_kind`` says how a label
+    given as a string is read: "numeric" parses it ("3" -> 3), "nominal" or None keeps it.
+    With ``require_label`` False a missing or null label gives a record with ``y=None`` (the label
+    may arrive later, joined by id) instead of a dead letter.
+    """
+
+    def __init__(
+        self,
+        features: Mapping[str, Kind],
+        target: str = "y",
+        target_kind: Kind | None = None,
+        require_label: bool = True,
+    ) -> None:
+        self.features = dict(features)
+        self.target = target
+        self.target_kind = target_kind
+        self.require_label = require_label
+        self._items = tuple(self.features.items())
+
+    @classmethod
+    def infer(
+        cls, x: Mapping[str, Any], target: str = "y", require_label: bool = True
+    ) -> RecordValidator:
+        """A validator whose schema is taken from one record's features (numbers are numeric,
+        everything else nominal); used when the first valid message fixes the schema."""
+        kinds: dict[str, Kind] = {
+            name: NUMERIC if _is_number(v) else NOMINAL for name, v in x.items()
+        }
+        return cls(kinds, target=target, require_label=require_label)
+
+    def validate(
+        self,
+        row: Mapping[str, Any],
+        offset: int,
+        *,
+        partition: int = 0,
+        id: Hashable | None = None,
+        key: Hashable | None = None,
+        ts: float | None = None,
+    ) -> Record | DeadLetter:
+        """Turn a flat row (features plus the target column) into a record, or a dead letter
+        saying what is wrong with it."""
+        y = row.get(self.target)
+        x = {k: v for k, v in row.items() if k != self.target}
+        return self.validate_parts(
+            x, y, offset, partition=partition, id=id, key=key, ts=ts, raw=row
+        )
+
+    def validate_parts(
+        self,
+        x: Mapping[str, Any],
+        y: Any,
+        offset: int,
+        *,
+        partition: int = 0,
+        id: Hashable | None = None,
+        key: Hashable | None = None,
+        ts: float | None = None,
+        raw: Any = None,
+    ) -> Record | DeadLetter:
+        """Like `validate` with features and label already separated."""
+        raw = raw if raw is not None else {"x": x, "y": y}
+        try:
+            clean = self._features(x)
+            label = self._label(y)
+        except _Invalid as bad:
+            return DeadLetter(offset=offset, reason=str(bad), raw=raw, partition=partition)
+        return Record(x=clean, y=label, id=id, key=key, ts=ts, offset=offset, partition=partition)
+
+    def _features(self, x: Mapping[str, Any]) -> dict[str, float | str]:
+        clean: dict[str, float | str] = {}
+        for name, kind in self._items:
+            value = x.get(name, _MISSING)
+            if value is _MISSING:
+                raise _Invalid(f"missing feature {name!r}")
+            if value is None:
+                raise _Invalid(f"feature {name!r} is null")
+            clean[name] = _numeric(name, value) if kind == NUMERIC else _nominal(name, value)
+        if len(x) > len(clean):  # every schema feature is present, so the rest are extra
+            extra = next(name for name in x if name not in self.features)
+            raise _Invalid(f"unexpected feature {extra!r}")
+        return clean
+
+    def _label(self, y: Any) -> Hashable | None:
+        if y is None:
+            if self.require_label:
+                raise _Invalid(f"label {self.target!r} is missing or null")
+            return None
+        if isinstance(y, str) and self.target_kind == NUMERIC:
+            y = _numeric(self.target, y, what="label")
+        if isinstance(y, bool):
+            return int(y)
+        if isinstance(y, int | str):
+            return y
+        if isinstance(y, float):
+            if not math.isfinite(y):
+                raise _Invalid(f"label {self.target!r} is {_non_finite(y)}")
+            return int(y) if y.is_integer() else y
+        raise _Invalid(f"label {self.target!r} has unsupported type {type(y).__name__}")
+
+
+class _Invalid(ValueError):
+    """Internal: one record is bad; becomes a dead letter's reason."""
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _non_finite(value: float) -> str:
+    return "NaN" if math.isnan(value) else "infinite"
+
+
+def _numeric(name: str, value: Any, what: str = "feature") -> float:
+    """A numeric value as a float; numeric strings (CSV, ARFF) are parsed here."""
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            raise _Invalid(f"{what} {name!r} is not a number: {value[:40]!r}") from None
+    elif isinstance(value, int | float):
+        try:
+            number = float(value)
+        except OverflowError:
+            raise _Invalid(f"{what} {name!r} is out of the float range") from None
+    else:
+        raise _Invalid(f"{what} {name!r} has unsupported type {type(value).__name__}")
+    if not math.isfinite(number):
+        raise _Invalid(f"{what} {name!r} is {_non_finite(number)}")
+    return number
+
+
+def _nominal(name: str, value: Any) -> str:
+    """A nominal value as a string; booleans become "True"/"False", numbers their text."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool | int | float):
+        return str(value)
+    raise _Invalid(f"feature {name!r} has unsupported type {type(value).__name__}")
+
+
+def decode_json(
+    value: bytes,
+    offset: int,
+    partition: int = 0,
+    target: str = "y",
+    *,
+    validator: RecordValidator | None = None,
+    require_label: bool = True,
+    key: Hashable | None = None,
+    ts: float | None = None,
+) -> Record | DeadLetter:
+    """Decode one Kafka message: ``{"id": ..., "x": {...}, "y": ...}`` or a flat object holding
+    the features, the ``target`` field and optionally ``id``. Never raises: anything unusable
+    becomes a dead letter. Without a ``validator`` the schema is taken from this message."""
+
+    def dead(reason: str) -> DeadLetter:
+        return DeadLetter(offset=offset, reason=reason, raw=value, partition=partition)
+
+    try:
+        obj = json.loads(value)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError
+        return dead(f"invalid JSON: {str(exc).splitlines()[0][:80]}")
+    if not isinstance(obj, dict):
+        return dead(f"JSON message is a {type(obj).__name__}, not an object")
+    record_id = obj.get(_ID_KEY)
+    if not isinstance(record_id, Hashable):
+        return dead(f"'{_ID_KEY}' has unsupported type {type(record_id).__name__}")
+    if isinstance(obj.get("x"), dict):
+        x, y = obj["x"], obj.get(target)
+    else:
+        x = {k: v for k, v in obj.items() if k not in (target, _ID_KEY)}
+        y = obj.get(target)
+    if validator is None:
+        validator = RecordValidator.infer(x, target=target, require_label=require_label)
+    return validator.validate_parts(
+        x, y, offset, partition=partition, id=record_id, key=key, ts=ts, raw=value
+    )
+
+
+class JsonDecoder:
+    """Stateful `decode_json`: the first valid message fixes the schema (feature names and
+    kinds) unless a validator is given, and later messages are checked against it."""
+
+    def __init__(
+        self,
+        target: str = "y",
+        validator: RecordValidator | None = None,
+        require_label: bool = True,
+    ) -> None:
+        self.target = target
+        self.validator = validator
+        self.require_label = require_label
+        self._validator = validator
+
+    def __call__(
+        self,
+        value: bytes,
+        offset: int,
+        partition: int = 0,
+        *,
+        key: Hashable | None = None,
+        ts: float | None = None,
+    ) -> Record | DeadLetter:
+        """Decode one message (see `decode_json`)."""
+        item = decode_json(
+            value, offset, partition, self.target, validator=self._validator,
+            require_label=self.require_label, key=key, ts=ts,
+        )
+        if self._validator is None and isinstance(item, Record):
+            self._validator = RecordValidator.infer(
+                item.x, target=self.target, require_label=self.require_label
+            )
+        return item
