@@ -1,0 +1,105 @@
+"""``driftflow``: the command line. User errors print one line and exit with code 2."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, Callable
+
+# A synthetic stream's length when --limit is not given: long enough to hold its three drifts
+# with room to recover after each, short enough that `driftflow run` finishes in seconds.
+DEFAULT_SYNTHETIC_RECORDS = 20_000
+DEFAULT_SOURCE = "synthetic:SEAa"
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pipelines.local import run_local
+    from pipelines.model import make_model
+    from pipelines.sources import open_source
+
+    limit = args.limit
+    if limit is None and args.source.startswith("synthetic:"):
+        limit = DEFAULT_SYNTHETIC_RECORDS
+    source = open_source(args.source, target=args.target, limit=limit, seed=args.seed)
+    model = make_model(args.model, seed=args.seed)
+    metrics = run_local(source, model, out_dir=args.out, progress=not args.quiet)
+    _print_summary(metrics, args.out)
+    return 0
+
+
+def _print_summary(metrics: dict[str, Any], out_dir: str | None) -> None:
+    rows = [
+        ("source", metrics["source"]), ("model", metrics["model"]),
+        ("records", f"{metrics['records']:,}"), ("accuracy", f"{metrics['accuracy']:.4f}"),
+        ("kappa", f"{metrics['kappa']:.4f}"), ("kappa-M", f"{metrics['kappa_m']:.4f}"),
+        ("kappa-T", f"{metrics['kappa_t']:.4f}"),
+        ("records/s", f"{metrics['records_per_second']:,.0f}"),
+        ("drifts detected", f"{len(metrics['drifts'])} at {metrics['drifts'][:8]}"
+         + (" ..." if len(metrics["drifts"]) > 8 else "")),
+        ("experts at end", metrics["experts_final"]),
+        ("dead letters", metrics["dead_letters"]), ("skipped (no label)", metrics["skipped"]),
+    ]
+    if out_dir:
+        rows.append(("outputs", out_dir))
+    width = max(len(name) for name, _ in rows)
+    print("\n".join(f"{name:<{width}}  {value}" for name, value in rows))
+
+
+def _delegate(module: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        import importlib
+        return importlib.import_module(module).main(args.rest)
+    return run
+
+
+def _parser() -> argparse.ArgumentParser:
+    from pipelines.model import MODELS
+
+    parser = argparse.ArgumentParser(prog="driftflow", description=(
+        "Keep a classifier accurate on a drifting stream: detectors, a pool of experts, a "
+        "co-trained router."))
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run a model test-then-train over a stream")
+    run.add_argument("--source", default=DEFAULT_SOURCE,
+                     help="synthetic:NAME (LEDa LEDg SEAa SEAg RBFm RBFf) or file:PATH "
+                          "(.parquet .arrow .feather .ipc .csv .arff); default %(default)s")
+    run.add_argument("--model", default="adaptive",
+                     help=f"one of {', '.join(sorted(MODELS))}; default %(default)s")
+    run.add_argument("--target", default="y", help="label column of a file (default %(default)s;"
+                     " an ARFF file without it uses its last attribute)")
+    run.add_argument("--limit", type=int, default=None, help=(
+        f"records to read; a synthetic stream is this long (default {DEFAULT_SYNTHETIC_RECORDS:,})"))
+    run.add_argument("--seed", type=int, default=0, help="seed for the model and synthetic streams")
+    run.add_argument("--out", default=None, help="directory for predictions, events, metrics, report")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.set_defaults(handler=_run)
+    for name, module, text in (
+        ("bench", "bench.harness", "benchmark driftflow against River's ensembles"),
+        ("bench-detectors", "bench.detectors", "score every drift detector on known change points"),
+    ):
+        sub = commands.add_parser(name, help=text, add_help=False)
+        sub.add_argument("rest", nargs=argparse.REMAINDER)
+        sub.set_defaults(handler=_delegate(module))
+    infra = commands.add_parser("infra", help="start, stop or inspect real components")
+    infra_commands = infra.add_subparsers(dest="component", required=True)
+    kafka = infra_commands.add_parser("kafka", help="the local Apache Kafka broker (KRaft)",
+                                      add_help=False)
+    kafka.add_argument("rest", nargs=argparse.REMAINDER)
+    kafka.set_defaults(handler=_delegate("infra.kafka"))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``driftflow`` console script."""
+    args = _parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except (ValueError, FileNotFoundError) as exc:   # SourceError and CheckpointError included
+        print(f"driftflow: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("driftflow: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""ModelHost: the one data path around a model, shared by every runner.
+
+For each input item it predicts, scores (test-then-train), learns when the label is known, and
+collects drift events; a bad record, or a record the model cannot handle, becomes a dead letter
+with its reason. Every item therefore ends as exactly one of: a prediction, or a dead letter;
+records predicted without a label are counted as ``skipped`` (not learned, not scored).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Hashable
+
+from pipelines.evaluate import PrequentialMetrics
+from pipelines.model import AdaptiveModel
+from pipelines.records import DeadLetter, Record
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """What the model said about one record, with where the record came from."""
+
+    offset: int
+    partition: int
+    id: Hashable | None
+    key: Hashable | None
+    y_pred: Hashable | None
+    confidence: float           # probability of ``y_pred`` (0 before the model knows a class)
+    y_true: Hashable | None
+
+
+@dataclass
+class ModelHost:
+    """Hosts one model on the data path; counts everything that passes through."""
+
+    model: AdaptiveModel
+    metrics: PrequentialMetrics = field(default_factory=PrequentialMetrics)
+    records: int = 0
+    dead_letters: int = 0
+    skipped: int = 0
+    drift_positions: list[int] = field(default_factory=list)
+    _events: list[dict[str, Any]] = field(default_factory=list)
+
+    def process(self, item: Record | DeadLetter) -> Prediction | DeadLetter:
+        """Run one item along the path; never raises for a bad record."""
+        self.records += 1
+        if isinstance(item, DeadLetter):
+            self.dead_letters += 1
+            return item
+        try:
+            proba = self.model.predict_proba_one(item.x)
+            y_pred = max(proba, key=proba.__getitem__) if proba else None
+            if item.y is None:
+                self.skipped += 1
+            else:
+                self.metrics.update(item.y, y_pred)
+                self.model.learn_one(item.x, item.y)
+        except (TypeError, ValueError, KeyError, ArithmeticError) as exc:
+            self.dead_letters += 1
+            return DeadLetter(item.offset, f"model could not use the record: "
+                              f"{type(exc).__name__}: {exc}", raw={"x": item.x, "y": item.y},
+                              partition=item.partition)
+        for event in self.model.events():
+            event = {**event, "offset": item.offset, "partition": item.partition}
+            if event["kind"] == "drift":
+                self.drift_positions.append(item.offset)
+            self._events.append(event)
+        return Prediction(item.offset, item.partition, item.id, item.key, y_pred,
+                          float(proba.get(y_pred, 0.0)) if proba else 0.0, item.y)
+
+    def take_events(self) -> list[dict[str, Any]]:
+        """Events since the last call, each with the offset and partition that caused it."""
+        out, self._events = self._events, []
+        return out
+
+    def summary(self, seconds: float) -> dict[str, Any]:
+        """The ``metrics.json`` fields (DESIGN.md) for a run that took ``seconds``."""
+        scores = self.metrics.as_dict()
+        return {
+            "model": self.model.name,
+            "records": self.records,
+            "accuracy": scores["accuracy"],
+            "kappa": scores["kappa"],
+            "kappa_m": scores["kappa_m"],
+            "kappa_t": scores["kappa_t"],
+            "scored": scores["scored"],
+            "records_per_second": self.records / seconds if seconds > 0 else 0.0,
+            "seconds": seconds,
+            "drifts": list(self.drift_positions),
+            "experts_final": self.model.n_experts,
+            "dead_letters": self.dead_letters,
+            "skipped": self.skipped,
+        }
