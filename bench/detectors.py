@@ -40,9 +40,9 @@ SLOW = {"kswin"}
 BASELINES = ("always-fire", "never-fire")
 #: The adaptive model's defaults (pipelines/model.py) and the stream family each is judged on.
 ADAPTIVE_DEFAULTS = {
-    "rbocpd": ("overall 0/1 error stream", "bernoulli"),
+    "rbocpd": ("the overall 0/1 error stream", "bernoulli"),
     "adwin": ("each expert's 0/1 error stream", "bernoulli"),
-    "rbocpd-multinomial": ("label stream", "multinomial"),
+    "rbocpd-multinomial": ("the label stream", "multinomial"),
 }
 
 
@@ -91,6 +91,8 @@ class Score:
     records: int = 0
     changes: int = 0
     delays: list[int] = field(default_factory=list)
+    delays_by_dir: dict[str, list[int]] = field(default_factory=dict)
+    changes_by_dir: dict[str, int] = field(default_factory=dict)
     missed_by_dir: dict[str, int] = field(default_factory=dict)
     false_alarms: int = 0
     seconds: float = 0.0
@@ -108,6 +110,9 @@ class Score:
             "detected": len(d),
             "missed": self.missed,
             "missed_by_direction": dict(sorted(self.missed_by_dir.items())),
+            "changes_by_direction": dict(sorted(self.changes_by_dir.items())),
+            "delay_mean_by_direction": {k: statistics.fmean(v) if v else None
+                                        for k, v in sorted(self.delays_by_dir.items())},
             "delay_mean": statistics.fmean(d) if d else None,
             "delay_median": statistics.median(d) if d else None,
             "delay_max": max(d) if d else None,
@@ -174,10 +179,13 @@ def run_benchmark(names: Sequence[str], streams: Sequence[str], seeds: int, reco
                     sc.seconds += secs
                     for c, d in zip(changes, delays):
                         sc.missed_by_dir.setdefault(c.direction, 0)
+                        sc.changes_by_dir[c.direction] = sc.changes_by_dir.get(c.direction, 0) + 1
+                        sc.delays_by_dir.setdefault(c.direction, [])
                         if d is None:
                             sc.missed_by_dir[c.direction] += 1
                         else:
                             sc.delays.append(d)
+                            sc.delays_by_dir[c.direction].append(d)
                     bar.update(records)
     finally:
         bar.close()
@@ -275,12 +283,14 @@ def _rank(stream: str, results: dict, names: Sequence[str]
         r = results.get((n, stream))
         if r is None or n in BASELINES or n == "none":
             continue
-        n_dir = r["changes"] * len([c for c in r["missed_by_direction"] if c in dirs]) / max(
-            1, len(r["missed_by_direction"]))
+        n_dir = sum(v for k, v in r["changes_by_direction"].items() if k in dirs)
         missed = sum(v for k, v in r["missed_by_direction"].items() if k in dirs) / max(1, n_dir)
+        ds = [(r["delay_mean_by_direction"][k], r["changes_by_direction"][k]
+               - r["missed_by_direction"][k]) for k in dirs if k in r["changes_by_direction"]]
+        ds = [(d, w) for d, w in ds if d is not None and w]
         fa = max((results[(n, s)]["false_alarms_per_10k"] for s in still if (n, s) in results),
                  default=0.0)
-        delay = r["delay_mean"] if r["delay_mean"] is not None else float("inf")
+        delay = sum(d * w for d, w in ds) / sum(w for _, w in ds) if ds else float("inf")
         row = (n, delay, missed, fa)
         (usable if missed <= MAX_MISSED and fa <= MAX_STATIONARY_FA else others).append(row)
     usable.sort(key=lambda x: x[1])
@@ -299,7 +309,7 @@ def _reading(results: dict, names: Sequence[str], window: int) -> list[str]:
              f"detector is *usable* if it misses at most {MAX_MISSED:.0%} of the changes and "
              f"raises at most {MAX_STATIONARY_FA:g} false alarm per 10k records on the family's "
              "stationary stream; usable ones are listed fastest first with their mean delay in "
-             "records. On the bernoulli (error-rate) streams only the rises count here: a "
+             "records. On the bernoulli (error-rate) streams only the rises count here (misses and delays): a "
              "falling error rate needs no reaction, and DDM/EDDM/HDDM ignore it by design.",
              ""]
     for family, streams in FAMILIES.items():
@@ -331,8 +341,9 @@ def _reading(results: dict, names: Sequence[str], window: int) -> list[str]:
             usable, others = _rank(s, results, names)
             pos = [i for i, u in enumerate(usable) if u[0] == det]
             where = (f"usable, {pos[0] + 1} of {len(usable)}" if pos else "not usable")
-            per.append(f"{s}: {_fmt(r['delay_mean'])} rec, {_missed_cell(r)} missed ({where})")
-        lines.append(f"- `{det}` on the {role}: " + "; ".join(per) + ".")
+            mine = [u for u in usable + others if u[0] == det][0]
+            per.append(f"{s}: {_row_txt(mine)[len(det) + 3:]} rec, {mine[2]:.0%} missed ({where})")
+        lines.append(f"- `{det}` on {role}: " + "; ".join(per) + ".")
     return lines
 
 

@@ -153,6 +153,7 @@ def _timed_run(model: base.Classifier, xs: list, ys: list, bar: tqdm) -> tuple[l
 def _memory_run(factory: Callable[[int], base.Classifier], seed: int, xs: list, ys: list
                 ) -> dict[str, int]:
     gc.collect()
+    t0 = time.perf_counter()
     tracemalloc.start()
     try:
         start = tracemalloc.get_traced_memory()[0]
@@ -165,7 +166,7 @@ def _memory_run(factory: Callable[[int], base.Classifier], seed: int, xs: list, 
     finally:
         tracemalloc.stop()
     return {"mem_peak_bytes": peak - start, "mem_end_bytes": current - start,
-            "mem_records": len(xs)}
+            "mem_records": len(xs), "mem_seconds": time.perf_counter() - t0}
 
 
 def run_stream(task: dict[str, Any]) -> dict[str, Any]:

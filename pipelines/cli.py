@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any, Callable
 
@@ -9,9 +10,12 @@ from typing import Any, Callable
 # with room to recover after each, short enough that `driftflow run` finishes in seconds.
 DEFAULT_SYNTHETIC_RECORDS = 20_000
 DEFAULT_SOURCE = "synthetic:SEAa"
+KAFKA_PREFIX = "kafka:"
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.runtime == "ray" or args.source.startswith(KAFKA_PREFIX):
+        return _run_ray(args)
     from pipelines.local import run_local
     from pipelines.model import make_model
     from pipelines.sources import open_source
@@ -22,6 +26,21 @@ def _run(args: argparse.Namespace) -> int:
     source = open_source(args.source, target=args.target, limit=limit, seed=args.seed)
     model = make_model(args.model, seed=args.seed)
     metrics = run_local(source, model, out_dir=args.out, progress=not args.quiet)
+    _print_summary(metrics, args.out)
+    return 0
+
+
+def _run_ray(args: argparse.Namespace) -> int:
+    from pipelines.ray_runner import KafkaJob, run_ray
+
+    if args.runtime != "ray" or not args.source.startswith(KAFKA_PREFIX):
+        raise ValueError("--runtime ray reads --source kafka:TOPIC (and kafka: needs --runtime ray)")
+    job = KafkaJob(bootstrap=args.bootstrap, topic=args.source[len(KAFKA_PREFIX):],
+                   model=args.model, seed=args.seed, target=args.target, group_id=args.group_id,
+                   checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every,
+                   checkpoint_seconds=args.checkpoint_seconds)
+    metrics = run_ray(job, actors=args.actors, until_end=args.until_end, out_dir=args.out,
+                      address=args.ray_address)
     _print_summary(metrics, args.out)
     return 0
 
@@ -60,8 +79,9 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run a model test-then-train over a stream")
     run.add_argument("--source", default=DEFAULT_SOURCE,
-                     help="synthetic:NAME (LEDa LEDg SEAa SEAg RBFm RBFf) or file:PATH "
-                          "(.parquet .arrow .feather .ipc .csv .arff); default %(default)s")
+                     help="synthetic:NAME (LEDa LEDg SEAa SEAg RBFm RBFf), file:PATH "
+                          "(.parquet .arrow .feather .ipc .csv .arff) or kafka:TOPIC (with "
+                          "--runtime ray); default %(default)s")
     run.add_argument("--model", default="adaptive",
                      help=f"one of {', '.join(sorted(MODELS))}; default %(default)s")
     run.add_argument("--target", default="y", help="label column of a file (default %(default)s;"
@@ -71,6 +91,18 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0, help="seed for the model and synthetic streams")
     run.add_argument("--out", default=None, help="directory for predictions, events, metrics, report")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    ray = run.add_argument_group("ray runtime (--source kafka:TOPIC)")
+    ray.add_argument("--runtime", choices=("local", "ray"), default="local")
+    ray.add_argument("--actors", type=int, default=1, help="Ray actors (partition groups)")
+    ray.add_argument("--until-end", action="store_true",
+                     help="stop at the topic's end offsets seen at start (else run until Ctrl-C)")
+    ray.add_argument("--bootstrap", default=os.environ.get("DRIFTFLOW_KAFKA_BOOTSTRAP",
+                                                           "127.0.0.1:9092"))
+    ray.add_argument("--group-id", default=None, help="consumer group (default driftflow-TOPIC)")
+    ray.add_argument("--checkpoint-dir", default=None, help="local path or pyarrow.fs URI")
+    ray.add_argument("--checkpoint-every", type=int, default=1000, help="records per partition")
+    ray.add_argument("--checkpoint-seconds", type=float, default=30.0)
+    ray.add_argument("--ray-address", default=None, help="existing cluster (default: local)")
     run.set_defaults(handler=_run)
     for name, module, text in (
         ("bench", "bench.harness", "benchmark driftflow against River's ensembles"),

@@ -1,0 +1,128 @@
+"""The Ray runner: a driver splits a Kafka topic's partitions into groups, one Ray actor per group.
+
+Each actor (`pipelines._ray_worker.PartitionWorker`, made remote here) hosts a model per
+partition, writes predictions, drift events and dead letters to Kafka, and checkpoints each
+partition (model snapshot + next offset together). Ray restarts a dead actor (``max_restarts``)
+and retries its running call (``max_task_retries``); the constructor restores the checkpoints
+and seeks to their offsets, so model state sees every record exactly once.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import Counter
+from typing import Any
+
+from pipelines import _kafka_io as kio
+from pipelines._ray_worker import KafkaJob, PartitionWorker
+from pipelines.evaluate import PrequentialMetrics
+
+__all__ = ["KafkaJob", "PartitionWorker", "group_partitions", "merge_results", "remote_worker",
+           "run_ray", "start_workers"]
+
+# A restarted actor is retried this often per call before the driver gives up: enough for a
+# few crashes in a run, bounded so a worker that dies on every start fails the job.
+MAX_TASK_RETRIES = 10
+
+
+def group_partitions(partitions: list[int], n_groups: int) -> list[list[int]]:
+    """Round-robin ``partitions`` into at most ``n_groups`` non-empty groups (deterministic)."""
+    if n_groups < 1:
+        raise ValueError(f"--actors must be >= 1, got {n_groups}")
+    groups = [sorted(partitions)[i::n_groups] for i in range(n_groups)]
+    return [g for g in groups if g]
+
+
+def remote_worker() -> Any:
+    """`PartitionWorker` as a Ray actor class: restarted forever, calls retried on restart, and
+    two concurrent calls so `progress()`/`pid()`/`stop()` answer while `run()` is busy."""
+    import ray
+
+    return ray.remote(max_restarts=-1, max_task_retries=MAX_TASK_RETRIES,
+                      max_concurrency=2)(PartitionWorker)
+
+
+def start_workers(job: KafkaJob, n_actors: int) -> list[tuple[Any, list[int]]]:
+    """Create the output topics and one actor per partition group; returns (actor, group)."""
+    import ray
+
+    partitions = kio.list_partitions(job.bootstrap, job.topic)
+    kio.ensure_topics(job.bootstrap, [job.output_topic(k) for k in
+                                      ("predictions", "drift", "dead-letter")], len(partitions))
+    groups = group_partitions(partitions, n_actors)
+    cpus = float(ray.cluster_resources().get("CPU", 1.0))
+    # An actor mostly waits on its own Python loop; asking for a fraction of a CPU lets more
+    # actors than cores be placed (each still gets a process of its own).
+    per_actor = min(1.0, cpus / len(groups))
+    cls = remote_worker().options(num_cpus=per_actor)
+    return [(cls.remote(job, group), group) for group in groups]
+
+
+def merge_results(results: list[dict[int, dict[str, Any]]], seconds: float,
+                  source: str) -> dict[str, Any]:
+    """One ``metrics.json`` from every worker's per-partition results. Accuracy and kappa are
+    computed over all partitions' predictions; ``drifts`` lists ``[partition, offset]`` pairs."""
+    parts = {p: r for result in results for p, r in result.items()}
+    total = PrequentialMetrics()
+    for r in parts.values():
+        m: PrequentialMetrics = r["metrics"]
+        total.n += m.n
+        total.correct += m.correct
+        total._majority_correct += m._majority_correct
+        total._no_change_correct += m._no_change_correct
+        total._true_counts += m._true_counts
+        total._pred_counts += m._pred_counts
+    summaries = {p: r["summary"] for p, r in sorted(parts.items())}
+    records = sum(s["records"] for s in summaries.values())
+    scores = total.as_dict()
+    return {
+        "source": source, "runtime": "ray",
+        "model": next(iter(summaries.values()))["model"] if summaries else None,
+        "records": records, "accuracy": scores["accuracy"], "kappa": scores["kappa"],
+        "kappa_m": scores["kappa_m"], "kappa_t": scores["kappa_t"], "scored": scores["scored"],
+        "records_per_second": records / seconds if seconds > 0 else 0.0, "seconds": seconds,
+        "drifts": [[p, off] for p, s in summaries.items() for off in s["drifts"]],
+        "experts_final": sum(s["experts_final"] for s in summaries.values()),
+        "dead_letters": sum(s["dead_letters"] for s in summaries.values()),
+        "skipped": sum(s["skipped"] for s in summaries.values()),
+        "partitions": {str(p): {**s, "next_offset": parts[p]["next_offset"]}
+                       for p, s in summaries.items()},
+        "label_counts": dict(Counter({str(k): v for k, v in total._true_counts.items()})),
+    }
+
+
+def run_ray(job: KafkaJob, *, actors: int = 1, until_end: bool = True,
+            out_dir: str | None = None, address: str | None = None) -> dict[str, Any]:
+    """Run ``job`` on Ray (connecting to ``address``, or the current/a new local instance);
+    return (and with ``out_dir`` write) the merged ``metrics.json`` fields. Without
+    ``until_end`` it runs until interrupted (Ctrl-C stops the workers with a final checkpoint)."""
+    import ray
+
+    started_ray = not ray.is_initialized()
+    if started_ray:
+        ray.init(address=address, include_dashboard=False,
+                 **({} if address else {"num_cpus": os.cpu_count()}))
+    try:
+        t0 = time.perf_counter()
+        workers = start_workers(job, actors)
+        refs = [w.run.remote(until_end) for w, _ in workers]
+        try:
+            results = ray.get(refs)
+        except KeyboardInterrupt:
+            ray.get([w.stop.remote() for w, _ in workers])
+            results = ray.get(refs)
+        seconds = time.perf_counter() - t0
+        ray.get([w.close.remote() for w, _ in workers])
+        for w, _ in workers:
+            ray.kill(w, no_restart=True)
+    finally:
+        if started_ray:
+            ray.shutdown()
+    metrics = merge_results(results, seconds, f"kafka:{job.topic}")
+    metrics["actors"] = len(workers)
+    if out_dir:
+        os.makedirs(out_dir, exist_ok=True)
+        with open(os.path.join(out_dir, "metrics.json"), "w", encoding="utf-8") as fh:
+            json.dump(metrics, fh, indent=2, default=str)
+    return metrics

@@ -1,0 +1,56 @@
+"""AdaptiveModel: River compatibility, the signed snapshot envelope, drift handling."""
+from __future__ import annotations
+
+import pytest
+from river import evaluate, metrics
+
+from pipelines import CheckpointError, make_model, open_source
+from pipelines.model import AdaptiveModel
+
+
+def _stream(n: int, name: str = "SEAa", seed: int = 1):
+    return [(r.x, r.y) for r in open_source(f"synthetic:{name}", limit=n, seed=seed)]
+
+
+@pytest.mark.parametrize("name", ["adaptive", "driftmoe-data"])
+def test_river_progressive_val_score_accepts_the_model(name):
+    score = evaluate.progressive_val_score(_stream(3000), make_model(name, seed=0),
+                                           metrics.Accuracy())
+    assert score.get() > 0.75
+
+
+def test_snapshot_restore_predicts_identically_and_is_signed():
+    stream = _stream(3000)
+    model = make_model("adaptive", seed=2)
+    for x, y in stream[:2000]:
+        model.learn_one(x, y)
+    blob = model.snapshot(key="secret")
+    restored = AdaptiveModel.restore(blob, key="secret")
+    for x, y in stream[2000:]:
+        assert restored.predict_proba_one(x) == model.predict_proba_one(x)
+        model.learn_one(x, y)
+        restored.learn_one(x, y)
+    with pytest.raises(CheckpointError, match="unsigned"):
+        AdaptiveModel.restore(model.snapshot(), key="secret")
+    tampered = bytearray(blob)
+    tampered[-10] ^= 0xFF
+    with pytest.raises(CheckpointError, match="digest"):
+        AdaptiveModel.restore(bytes(tampered), key="secret")
+    with pytest.raises(CheckpointError, match="signature"):
+        AdaptiveModel.restore(blob, key="another")
+
+
+def test_adaptive_grows_on_abrupt_drift_and_stays_within_budget():
+    model = make_model("adaptive", seed=0, max_experts=5)
+    kinds = []
+    for x, y in _stream(20_000):
+        model.predict_one(x)
+        model.learn_one(x, y)
+        kinds += [e["kind"] for e in model.events()]
+        assert model.n_experts <= 5
+    assert kinds.count("grow") + kinds.count("revive") >= 2
+
+
+def test_unknown_model_is_a_value_error():
+    with pytest.raises(ValueError, match="unknown model"):
+        make_model("nope")

@@ -1,0 +1,209 @@
+"""The Ray runner against the real Kafka broker and a real local Ray: bounded runs, outputs,
+metrics, and deterministic recovery after SIGKILL of an actor's process. Nothing is mocked."""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from infra import kafka as infra_kafka
+from pipelines import _kafka_io as kio
+from pipelines._ray_worker import KafkaJob, PartitionWorker, load_partition
+from pipelines.checkpoint import read_bytes, unseal
+from pipelines.sources import open_source
+
+pytestmark = pytest.mark.integration
+
+# One JVM start (~1-2 s) plus a few thousand sends; the bound only guards against a hung tool.
+PRODUCER_TIMEOUT_S = 120
+# Reading back an output topic that is already complete: group-less fetches take well under a
+# second per thousand messages; 60 s covers a loaded 2-core CI box.
+READ_DEADLINE_S = 60.0
+# A bounded job over a few thousand records takes seconds; 150 s bounds a hung actor or restart.
+JOB_TIMEOUT_S = 150.0
+BAD_LINES = ["k-bad|{not json", 'k-bad|[1, 2, 3]', 'k-bad|{"id": "b3", "x": {"0": 1.0}}']
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(scope="module")
+def ray_local() -> Iterator[None]:
+    """A small real local Ray instance for this module (2 CPUs, no dashboard)."""
+    try:
+        import ray
+
+        # workers inherit OPENBLAS_NUM_THREADS=1 (set by `import pipelines`) from this process
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    except Exception as exc:  # noqa: BLE001 - any failure to start decides fail vs skip
+        if _in_ci():
+            pytest.fail(f"could not start Ray: {exc}", pytrace=False)
+        pytest.skip(f"could not start Ray: {exc}")
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def _topic(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def _produce(bootstrap: str, topic: str, n: int, partitions: int = 4,
+             bad: list[str] = ()) -> list[int]:
+    """``n`` SEA records as ``{"id", "x", "y"}`` JSON through Kafka's console producer, keyed
+    so they spread over the partitions, plus ``bad`` raw lines; returns the record ids."""
+    infra_kafka.create_topic(topic, partitions=partitions, bootstrap=bootstrap)
+    lines = [f"k{i % 32}|" + json.dumps({"id": i, "x": r.x, "y": r.y})
+             for i, r in enumerate(open_source("synthetic:SEAa", limit=n, seed=7))]
+    lines[n // 2:n // 2] = list(bad)
+    cmd = infra_kafka.console_producer_cmd(topic, bootstrap, extra=[
+        "--reader-property", "parse.key=true", "--reader-property", "key.separator=|"])
+    proc = subprocess.run(cmd, input="\n".join(lines) + "\n", capture_output=True, text=True,
+                          timeout=PRODUCER_TIMEOUT_S)
+    assert proc.returncode == 0, proc.stderr
+    return list(range(n))
+
+
+def _read_all(bootstrap: str, topic: str) -> list[dict]:
+    """Every message of ``topic`` (all partitions, from the beginning) as parsed JSON."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        tps = [TopicPartition(topic, p) for p in kio.list_partitions(bootstrap, topic)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        ends = consumer.end_offsets(tps)
+        out: list[dict] = []
+        deadline = time.monotonic() + READ_DEADLINE_S
+        while any(consumer.position(tp) < ends[tp] for tp in tps):
+            assert time.monotonic() < deadline, f"could not read {topic} to its end"
+            for messages in consumer.poll(timeout_ms=500).values():
+                out += [json.loads(m.value) for m in messages]
+        return out
+    finally:
+        consumer.close()
+
+
+def test_bounded_ray_run_writes_outputs_and_metrics(kafka_broker: str, ray_local: None,
+                                                    tmp_path) -> None:
+    from pipelines.ray_runner import run_ray
+
+    topic = _topic("ray-bounded")
+    ids = _produce(kafka_broker, topic, 1200, bad=BAD_LINES)
+    job = KafkaJob(kafka_broker, topic, seed=3, checkpoint_dir=str(tmp_path / "ckpt"),
+                   checkpoint_every=250)
+    metrics = run_ray(job, actors=2, until_end=True, out_dir=str(tmp_path / "out"))
+
+    assert metrics["records"] == len(ids) + len(BAD_LINES)
+    assert metrics["dead_letters"] == len(BAD_LINES) and metrics["actors"] == 2
+    assert metrics["scored"] == len(ids) and metrics["accuracy"] > 0.7
+    assert sorted(metrics["partitions"]) == ["0", "1", "2", "3"]
+    on_disk = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert on_disk["records"] == metrics["records"]
+
+    preds = _read_all(kafka_broker, f"{topic}.predictions")
+    assert sorted(p["id"] for p in preds) == ids                    # exactly once: no crash
+    assert {"id", "key", "partition", "offset", "y_pred", "confidence",
+            "model_version"} <= set(preds[0])
+    by_partition: dict[int, list[int]] = {}
+    for p in preds:
+        by_partition.setdefault(p["partition"], []).append(p["model_version"])
+    assert all(v == sorted(v) for v in by_partition.values())       # per-partition order kept
+    dead = _read_all(kafka_broker, f"{topic}.dead-letter")
+    assert len(dead) == len(BAD_LINES) and all(d["reason"] and "raw_utf8" in d for d in dead)
+    assert any("invalid JSON" in d["reason"] for d in dead)
+
+    # checkpoints hold the final offsets, and the offsets were committed to the consumer group
+    for part, info in metrics["partitions"].items():
+        blob = read_bytes(job.checkpoint_uri(int(part)))
+        assert blob is not None
+        assert load_partition(blob, "y").next_offset == info["next_offset"]
+    from kafka import KafkaConsumer, TopicPartition
+    consumer = KafkaConsumer(bootstrap_servers=kafka_broker, group_id=job.group)
+    try:
+        for part, info in metrics["partitions"].items():
+            assert consumer.committed(TopicPartition(topic, int(part))) == info["next_offset"]
+    finally:
+        consumer.close()
+
+
+def _probe_predictions(blob: bytes, probe: list[dict]) -> list[dict]:
+    model = load_partition(blob, "y").host.model
+    return [model.predict_proba_one(x) for x in probe]
+
+
+def test_sigkill_actor_recovers_to_identical_models(kafka_broker: str, ray_local: None,
+                                                    tmp_path) -> None:
+    import ray
+
+    from pipelines.ray_runner import start_workers
+
+    topic = _topic("ray-crash")
+    ids = _produce(kafka_broker, topic, 4000)
+
+    # the uninterrupted reference: the same worker class in this process, no Ray, no crash
+    ref_job = KafkaJob(kafka_broker, topic, seed=5, checkpoint_dir=str(tmp_path / "ref"),
+                       checkpoint_every=100, group_id=_topic("ref"), output_prefix=_topic("ref"))
+    kio.ensure_topics(kafka_broker, [ref_job.output_topic(k) for k in
+                                     ("predictions", "drift", "dead-letter")], 4)
+    reference = PartitionWorker(ref_job, [0, 1, 2, 3])
+    reference.run(until_end=True)
+    reference.close()
+
+    job = KafkaJob(kafka_broker, topic, seed=5, checkpoint_dir=str(tmp_path / "ray"),
+                   checkpoint_every=100)
+    workers = start_workers(job, 2)
+    refs = [w.run.remote(True) for w, _ in workers]
+    victim, victim_parts = workers[0]
+    ends = dict(zip(victim_parts, (reference.progress()["next_offsets"][p] for p in victim_parts)))
+    deadline = time.monotonic() + JOB_TIMEOUT_S
+    while True:   # wait until the victim has checkpointed and is part-way through
+        state = ray.get(victim.progress.remote(), timeout=JOB_TIMEOUT_S)
+        done = sum(state["next_offsets"][p] or 0 for p in victim_parts)
+        if state["checkpoints"] >= 1 and done >= 0.25 * sum(ends.values()):
+            break
+        assert time.monotonic() < deadline, f"victim made no progress: {state}"
+        time.sleep(0.02)
+    assert done < sum(ends.values()), "the victim finished before it could be killed"
+    killed_at = time.time()
+    os.kill(state["pid"], signal.SIGKILL)
+
+    while True:   # the restarted incarnation: new pid, restored, producing again
+        after = ray.get(victim.progress.remote(), timeout=JOB_TIMEOUT_S)
+        if after["pid"] != state["pid"] and after["first_output_at"]:
+            break
+        assert time.monotonic() < deadline, f"no output after the restart: {after}"
+        time.sleep(0.05)
+    restart_to_first = after["first_output_at"] - killed_at
+    results = ray.get(refs, timeout=JOB_TIMEOUT_S)
+    ray.get([w.close.remote() for w, _ in workers])
+    for w, _ in workers:
+        ray.kill(w, no_restart=True)
+    print(f"\nrestart-to-first-prediction: {restart_to_first:.2f} s")
+
+    preds = _read_all(kafka_broker, f"{topic}.predictions")
+    assert set(p["id"] for p in preds) == set(ids)                  # at least once
+    assert len(preds) >= len(ids)
+    probe = [r.x for r in open_source("synthetic:SEAg", limit=200, seed=11)]
+    for part in range(4):
+        got = read_bytes(job.checkpoint_uri(part))
+        want = read_bytes(ref_job.checkpoint_uri(part))
+        got_state, want_state = load_partition(got, "y"), load_partition(want, "y")
+        assert got_state.next_offset == want_state.next_offset
+        assert got_state.host.model.n_learned == want_state.host.model.n_learned
+        assert got_state.host.records == want_state.host.records        # exactly once in state
+        assert got_state.host.metrics.correct == want_state.host.metrics.correct
+        assert _probe_predictions(got, probe) == _probe_predictions(want, probe)
+    merged = {p: r for result in results for p, r in result.items()}
+    assert sum(r["summary"]["records"] for r in merged.values()) == len(ids)
+    assert pickle.loads(unseal(got)[1])["topic"] == topic
