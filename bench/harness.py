@@ -215,6 +215,7 @@ def run_stream(task: dict[str, Any]) -> dict[str, Any]:
             )
             del model, preds
             if mem_n:
+                bar.set_postfix_str(f"tracemalloc pass, {mem_n:,} records", refresh=True)
                 run.update(_memory_run(factory, seed, xs[:mem_n], ys[:mem_n]))
         except Exception as exc:  # noqa: BLE001 - one failing model must not sink the others
             run["error"] = f"{type(exc).__name__}: {exc}"
@@ -453,11 +454,12 @@ def write_markdown(path: Path, meta: dict[str, Any], per_stream: dict[str, Any],
             lines += [f"Stream failed: {'; '.join(entry['errors'])}", ""]
         if "n_records" not in entry:
             continue
+        centres = ", ".join(f"{p:,}" for p in entry["drift_positions"])
         lines.append(f"`{entry['spec']}`: {entry['n_records']:,} records"
                      + (f", {entry['skipped']:,} skipped (dead letters / no label)"
                         if entry["skipped"] else "")
-                     + (f"; true drift centres: {', '.join(f'{p:,}' for p in entry['drift_positions'])}"
-                        if entry["drift_positions"] else "; no marked drift points") + ".")
+                     + (f"; true drift centres: {centres}" if centres
+                        else "; no marked drift points") + ".")
         lines += ["", _STREAM_HEADER]
         lines += [_model_row(name, agg, label, seeds) for name, agg in entry["models"].items()]
         if label in figures:

@@ -45,6 +45,42 @@ def _run_ray(args: argparse.Namespace) -> int:
     return 0
 
 
+def _record(args: argparse.Namespace) -> int:
+    from pipelines._kafka_record import record_topic
+
+    n = record_topic(args.bootstrap, args.topic, args.out)
+    print(f"recorded {n:,} messages of {args.topic} to {args.out}")
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from pipelines._kafka_record import replay_file
+
+    n = replay_file(args.bootstrap, args.file, args.to_topic)
+    print(f"replayed {n:,} messages from {args.file} to {args.to_topic}")
+    return 0
+
+
+def _submit(args: argparse.Namespace) -> int:
+    """``ray job submit --address A --working-dir D -- driftflow run ...``; the Ray CLI finds
+    the cluster's token itself (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token)."""
+    import shutil
+    import subprocess
+
+    ray = shutil.which("ray", path=os.path.dirname(sys.executable)) or shutil.which("ray")
+    if ray is None:
+        raise ValueError("the `ray` command was not found (pip install 'ray[default]')")
+    rest = args.rest[1:] if args.rest[:1] == ["--"] else args.rest
+    if not rest:
+        raise ValueError("nothing to submit: driftflow submit [--address A] -- run ARGS...")
+    cmd = [ray, "job", "submit", "--working-dir", args.working_dir]
+    if args.address:
+        cmd += ["--address", args.address]
+    if args.no_wait:
+        cmd.append("--no-wait")
+    return subprocess.run([*cmd, "--", "driftflow", *rest]).returncode
+
+
 def _print_summary(metrics: dict[str, Any], out_dir: str | None) -> None:
     rows = [
         ("source", metrics["source"]), ("model", metrics["model"]),
@@ -77,6 +113,8 @@ def _parser() -> argparse.ArgumentParser:
         "Keep a classifier accurate on a drifting stream: detectors, a pool of experts, a "
         "co-trained router."))
     commands = parser.add_subparsers(dest="command", required=True)
+    boot = {"default": os.environ.get("DRIFTFLOW_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
+            "help": "Kafka bootstrap servers (default %(default)s)"}
     run = commands.add_parser("run", help="run a model test-then-train over a stream")
     run.add_argument("--source", default=DEFAULT_SOURCE,
                      help="synthetic:NAME (LEDa LEDg SEAa SEAg RBFm RBFf), file:PATH "
@@ -96,8 +134,7 @@ def _parser() -> argparse.ArgumentParser:
     ray.add_argument("--actors", type=int, default=1, help="Ray actors (partition groups)")
     ray.add_argument("--until-end", action="store_true",
                      help="stop at the topic's end offsets seen at start (else run until Ctrl-C)")
-    ray.add_argument("--bootstrap", default=os.environ.get("DRIFTFLOW_KAFKA_BOOTSTRAP",
-                                                           "127.0.0.1:9092"))
+    ray.add_argument("--bootstrap", **boot)
     ray.add_argument("--group-id", default=None, help="consumer group (default driftflow-TOPIC)")
     ray.add_argument("--checkpoint-dir", default=None, help="local path or pyarrow.fs URI")
     ray.add_argument("--checkpoint-every", type=int, default=1000, help="records per partition")
@@ -111,6 +148,23 @@ def _parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=text, add_help=False)
         sub.add_argument("rest", nargs=argparse.REMAINDER)
         sub.set_defaults(handler=_delegate(module))
+    record = commands.add_parser("record", help="copy a Kafka topic to a Parquet file")
+    record.add_argument("--topic", required=True)
+    record.add_argument("--out", required=True, help="Parquet file to write")
+    record.add_argument("--bootstrap", **boot)
+    record.set_defaults(handler=_record)
+    replay = commands.add_parser("replay", help="produce a recorded Parquet file to a topic")
+    replay.add_argument("file")
+    replay.add_argument("--to-topic", required=True)
+    replay.add_argument("--bootstrap", **boot)
+    replay.set_defaults(handler=_replay)
+    submit = commands.add_parser("submit", help="run driftflow on a Ray cluster (ray job submit)")
+    submit.add_argument("--address", default=None,
+                        help="Ray dashboard/job server, e.g. http://127.0.0.1:8265 (else RAY_ADDRESS)")
+    submit.add_argument("--working-dir", default=".", help="shipped to the cluster (default .)")
+    submit.add_argument("--no-wait", action="store_true", help="return once submitted")
+    submit.add_argument("rest", nargs=argparse.REMAINDER, help="-- run ARGS...")
+    submit.set_defaults(handler=_submit)
     infra = commands.add_parser("infra", help="start, stop or inspect real components")
     infra_commands = infra.add_subparsers(dest="component", required=True)
     kafka = infra_commands.add_parser("kafka", help="the local Apache Kafka broker (KRaft)",

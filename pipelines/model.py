@@ -290,6 +290,8 @@ class Adaptive(AdaptiveModel):
                 raise ValueError(f"unknown expert kind {kind!r}; choose from {sorted(experts.REGISTRY)}")
 
         self._rng = np.random.default_rng(seed)
+        self._error_fast = 0.0   # error rate, exponentially weighted, half-life ~35 records
+        self._error_slow = 0.0   # error rate, exponentially weighted, half-life ~700 records
         self._n_grown = 0
         self._last_growth = -min_grow_gap
         self._pool = ExpertPool(max_experts=max_experts, max_bytes=max_bytes)
@@ -401,15 +403,20 @@ class Adaptive(AdaptiveModel):
         """Feed the detectors; grow on overall error drift, label shift, or a drift in the
         error stream of the expert the pool currently relies on most."""
         self._error_detector.update(float(error))
+        self._error_fast += (error - self._error_fast) / 50
+        self._error_slow += (error - self._error_slow) / 1000
+        # Detectors fire on any change; only a rise in error means the pool lost the concept
+        # (a fall is the pool learning). Label shift counts either way.
+        worse = self._error_fast > self._error_slow
         self._label_detector.update(y)
         best = int(np.argmax(self._pool.accuracies()))
         expert_drift = False
         for i, detector in enumerate(self._expert_detectors):
             detector.update(1.0 - mask[i])
             expert_drift |= detector.drift_detected and i == best
-        for fired, source in ((self._error_detector.drift_detected, "error"),
+        for fired, source in ((self._error_detector.drift_detected and worse, "error"),
                               (self._label_detector.drift_detected, "label"),
-                              (expert_drift, "expert")):
+                              (expert_drift and worse, "expert")):
             if fired:
                 self._emit("drift", detector=source)
                 self._grow(source)

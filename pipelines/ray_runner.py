@@ -100,9 +100,10 @@ def run_ray(job: KafkaJob, *, actors: int = 1, until_end: bool = True,
     import ray
 
     started_ray = not ray.is_initialized()
-    if started_ray:
-        ray.init(address=address, include_dashboard=False,
-                 **({} if address else {"num_cpus": os.cpu_count()}))
+    if started_ray and (address or os.environ.get("RAY_ADDRESS")):
+        ray.init(address=address)   # a cluster (also what a `ray job submit` entrypoint sees)
+    elif started_ray:
+        ray.init(num_cpus=os.cpu_count(), include_dashboard=False)
     try:
         t0 = time.perf_counter()
         workers = start_workers(job, actors)

@@ -28,6 +28,10 @@ PRODUCER_TIMEOUT_S = 120
 READ_DEADLINE_S = 60.0
 # A bounded job over a few thousand records takes seconds; 150 s bounds a hung actor or restart.
 JOB_TIMEOUT_S = 150.0
+# `ray start --head` with the dashboard on 2 busy cores measured ~10-20 s to serve jobs.
+HEAD_START_S = 90.0
+# `ray start --block` tears its processes down in a few seconds on SIGTERM.
+HEAD_STOP_S = 30.0
 BAD_LINES = ["k-bad|{not json", 'k-bad|[1, 2, 3]', 'k-bad|{"id": "b3", "x": {"0": 1.0}}']
 
 
@@ -92,6 +96,80 @@ def _read_all(bootstrap: str, topic: str) -> list[dict]:
         return out
     finally:
         consumer.close()
+
+
+def _start_head(tmp_path) -> tuple[subprocess.Popen, str, dict[str, str]]:
+    """`ray start --head --block` on free ports with the dashboard (job server) and token auth
+    using a token file of this test's own; returns the process, job-server URL and env."""
+    import secrets
+    import sys
+
+    token = tmp_path / "auth_token"
+    token.write_text(secrets.token_hex(32))
+    bin_dir = os.path.dirname(sys.executable)
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token),
+           "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}", "OPENBLAS_NUM_THREADS": "1"}
+    env.pop("RAY_ADDRESS", None)
+    port = infra_kafka.free_port
+    dashboard = port()
+    cmd = [os.path.join(bin_dir, "ray"), "start", "--head", "--block", "--num-cpus", "2",
+           f"--port={port()}", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
+           f"--dashboard-port={dashboard}", f"--ray-client-server-port={port()}",
+           f"--dashboard-agent-listen-port={port()}", f"--dashboard-agent-grpc-port={port()}",
+           f"--metrics-export-port={port()}", f"--runtime-env-agent-port={port()}",
+           f"--node-manager-port={port()}", f"--object-manager-port={port()}",
+           "--disable-usage-stats"]
+    proc = subprocess.Popen(cmd, env=env, stdout=open(tmp_path / "head.log", "w"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    return proc, f"http://127.0.0.1:{dashboard}", env
+
+
+def _stop_head(proc: subprocess.Popen) -> None:
+    """SIGTERM the `ray start --block` session we started (it stops its own processes)."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=HEAD_STOP_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=HEAD_STOP_S)
+
+
+def test_submit_runs_the_job_on_a_token_protected_cluster(kafka_broker: str, tmp_path) -> None:
+    topic = _topic("ray-submit")
+    ids = _produce(kafka_broker, topic, 600)
+    try:
+        proc, address, env = _start_head(tmp_path)
+    except OSError as exc:
+        (pytest.fail if _in_ci() else pytest.skip)(f"could not start a Ray head: {exc}")
+    ray_cli = os.path.join(os.path.dirname(env["PATH"].split(":")[0] + "/"), "ray")
+    try:
+        deadline = time.monotonic() + HEAD_START_S
+        while subprocess.run([ray_cli, "job", "list", "--address", address], env=env,
+                             capture_output=True, timeout=HEAD_START_S).returncode != 0:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                msg = f"Ray head did not serve jobs:\n{(tmp_path / 'head.log').read_text()[-3000:]}"
+                (pytest.fail if _in_ci() else pytest.skip)(msg)
+            time.sleep(1.0)
+        wrong = {**env, "RAY_AUTH_TOKEN": "0" * 64}
+        refused = subprocess.run([ray_cli, "job", "list", "--address", address], env=wrong,
+                                 capture_output=True, text=True, timeout=HEAD_START_S)
+        assert refused.returncode != 0, "a wrong token must be refused (token auth is on)"
+
+        out = tmp_path / "out"
+        sub = subprocess.run(
+            [os.path.join(os.path.dirname(ray_cli), "driftflow"), "submit", "--address", address,
+             "--", "run", "--runtime", "ray", "--source", f"kafka:{topic}", "--until-end",
+             "--actors", "2", "--bootstrap", kafka_broker, "--out", str(out), "--seed", "1"],
+            env=env, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+            capture_output=True, text=True, timeout=JOB_TIMEOUT_S)
+        assert sub.returncode == 0, sub.stdout[-3000:] + sub.stderr[-3000:]
+        assert "succeeded" in sub.stdout + sub.stderr
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert metrics["records"] == len(ids) and metrics["runtime"] == "ray"
+        assert sorted(p["id"] for p in _read_all(kafka_broker, f"{topic}.predictions")) == ids
+    finally:
+        _stop_head(proc)
 
 
 def test_bounded_ray_run_writes_outputs_and_metrics(kafka_broker: str, ray_local: None,
@@ -207,3 +285,27 @@ def test_sigkill_actor_recovers_to_identical_models(kafka_broker: str, ray_local
     merged = {p: r for result in results for p, r in result.items()}
     assert sum(r["summary"]["records"] for r in merged.values()) == len(ids)
     assert pickle.loads(unseal(got)[1])["topic"] == topic
+
+
+def test_record_then_replay_gives_identical_predictions(kafka_broker: str, ray_local: None,
+                                                         tmp_path) -> None:
+    from pipelines.cli import main
+    from pipelines.ray_runner import run_ray
+
+    topic, copy = _topic("ray-record"), _topic("ray-replayed")
+    _produce(kafka_broker, topic, 800, bad=BAD_LINES)
+    path = str(tmp_path / "topic.parquet")
+    assert main(["record", "--topic", topic, "--out", path, "--bootstrap", kafka_broker]) == 0
+    assert main(["replay", path, "--to-topic", copy, "--bootstrap", kafka_broker]) == 0
+
+    def outputs(name: str) -> tuple[list, list]:
+        run_ray(KafkaJob(kafka_broker, name, seed=9), actors=2, until_end=True)
+        keys = ("partition", "offset", "id", "key", "y_pred", "confidence", "model_version")
+        preds = sorted(tuple(p[k] for k in keys) for p in _read_all(kafka_broker, f"{name}.predictions"))
+        dead = sorted((d["partition"], d["offset"], d["reason"], d["raw_utf8"])
+                      for d in _read_all(kafka_broker, f"{name}.dead-letter"))
+        return preds, dead
+
+    original, replayed = outputs(topic), outputs(copy)
+    assert len(original[0]) == 800 and len(original[1]) == len(BAD_LINES)
+    assert replayed == original
