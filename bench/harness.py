@@ -11,7 +11,7 @@ timings within a stream share a process, a CPU and a stream. Per (stream, model)
   over the pre-generated records (stream generation/decoding, scoring and tracemalloc are *not*
   timed; a progress-bar update every ``_CHUNK`` records is). records/s = records / seconds.
 - **Memory**: a *second*, separate pass with a fresh model (same seed) over the first
-  ``min(N, --mem-records)`` records (default 20,000) under ``tracemalloc``: the peak of traced
+  ``min(N, --mem-records)`` records (default 20,000; 500 for smoke runs) under ``tracemalloc``: the peak of traced
   Python allocations from just before the model is built to the end of that pass, minus the
   traced size at the start. tracemalloc slows Python several-fold, which is why the timed run does
   not use it; the peak includes the transient allocations of predict/learn, and, measured at
@@ -94,6 +94,7 @@ PAPER_MOE_DATA = {  # DriftMoE paper, MoE-Data, mean of 10 seeds, 1,000,000 reco
     ELEC: 83.76,
 }
 DEFAULT_MEM_RECORDS = 20_000
+SMOKE_MEM_RECORDS = 500  # a smoke run should stay quick; tracemalloc costs 3-8x the timed run
 _CHUNK = 1_000  # records between progress-bar updates inside the timed loop
 
 
@@ -529,12 +530,13 @@ def build_parser(prog: str = "driftflow bench") -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="records per stream, overrides --size")
     p.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 per stream (default 1)")
     p.add_argument("--out", type=Path, default=None,
-                   help="output directory (default: bench/ for ci/full, a new temporary "
-                        "directory for smoke)")
+                   help="output directory (default: bench/, or a new temporary directory with "
+                        "--size smoke)")
     p.add_argument("--jobs", type=int, default=2,
                    help="worker processes, one (stream, seed) each (default 2; 1 = in-process)")
-    p.add_argument("--mem-records", type=int, default=DEFAULT_MEM_RECORDS,
-                   help="records of the separate tracemalloc pass (default 20,000; 0 = skip)")
+    p.add_argument("--mem-records", type=int, default=None,
+                   help="records of the separate tracemalloc pass (default 20,000; 500 with "
+                        "--size smoke; 0 = skip)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
@@ -565,7 +567,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.seeds < 1 or args.jobs < 1 or (args.limit is not None and args.limit < 1):
         print("--seeds, --jobs and --limit must be >= 1", file=sys.stderr)
         return 2
+    if args.mem_records is not None and args.mem_records < 0:
+        print("--mem-records must be >= 0", file=sys.stderr)
+        return 2
     limit = args.limit if args.limit is not None else SIZES[args.size]
+    if args.mem_records is None:
+        args.mem_records = SMOKE_MEM_RECORDS if args.size == "smoke" else DEFAULT_MEM_RECORDS
 
     streams: list[tuple[str, str]] = []
     skipped: list[str] = []
@@ -583,7 +590,7 @@ def main(argv: list[str] | None = None) -> int:
         streams.append((label, spec))
 
     if args.out is None:
-        if args.size == "smoke" and args.limit is None:
+        if args.size == "smoke":
             import tempfile
             args.out = Path(tempfile.mkdtemp(prefix="driftflow-bench-"))
         else:

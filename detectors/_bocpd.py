@@ -255,16 +255,6 @@ class BOCPD(DetectorMixin):
             self._anchor = new_map
 
     @property
-    def drift_detected(self) -> bool:
-        """True right after the update that found a new regime (then the posterior restarted)."""
-        return self._drift
-
-    @property
-    def warning_detected(self) -> bool:
-        """BOCPD has no warning zone: always False."""
-        return False
-
-    @property
     def map_run_length(self) -> int:
         """Most probable run length (records since the last change) after the last update."""
         return self._map

@@ -32,6 +32,16 @@ class DetectorMixin:
         return f"{type(self).__name__}({args})"
 
     @property
+    def drift_detected(self) -> bool:
+        """True right after the update that detected a change (the detector then restarted)."""
+        return self._drift
+
+    @property
+    def warning_detected(self) -> bool:
+        """No warning zone unless the detector defines one: False."""
+        return False
+
+    @property
     def n_seen(self) -> int:
         """Observations consumed since construction or ``reset()`` (kept across detections)."""
         return self._n_seen

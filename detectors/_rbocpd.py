@@ -127,16 +127,6 @@ class _RestartedKT(DetectorMixin):
                 self._restart()
 
     @property
-    def drift_detected(self) -> bool:
-        """True right after the update that made a later forecaster dominate (then restarted)."""
-        return self._drift
-
-    @property
-    def warning_detected(self) -> bool:
-        """R-BOCPD has no warning zone: always False."""
-        return False
-
-    @property
     def n_forecasters(self) -> int:
         """Forecasters currently kept (<= max_forecasters)."""
         return self._m
