@@ -48,7 +48,7 @@ def record_topic(bootstrap: str, topic: str, path: str) -> int:
                         if m.offset >= ends[tp]:
                             continue   # written after the recording started
                         for name, value in zip(SCHEMA.names, (m.partition, m.offset, m.timestamp,
-                                                              m.key, m.value)):
+                                                              m.key, m.value), strict=True):
                             rows[name].append(value)
                     last_progress = time.monotonic()
                 if len(rows["offset"]) >= BATCH_ROWS:

@@ -9,6 +9,12 @@ flush the producer (and check every send since the last checkpoint succeeded), w
 partition's checkpoint (model snapshot + next offset, one sealed blob, atomically), then commit
 the offsets to Kafka. Model state is therefore updated exactly once per record across crashes;
 predictions are written at least once (records after the last checkpoint are read again).
+
+With ``exactly_once`` the outputs and the offsets go into one Kafka transaction per checkpoint
+(read them with ``isolation_level="read_committed"``), so predictions are exactly once too. The
+checkpoint is written before the transaction commits, so the previous one is kept as
+``p{n}.prev.ckpt``; on start the worker takes whichever of the two matches the offset that
+Kafka committed (the old one when the crash came before the commit, as the outputs were aborted).
 """
 from __future__ import annotations
 
@@ -55,6 +61,11 @@ class KafkaJob:
     checkpoint_every: int = 1000
     checkpoint_seconds: float = 30.0
     output_prefix: str | None = None
+    exactly_once: bool = False
+
+    def __post_init__(self) -> None:
+        if self.exactly_once and not self.checkpoint_dir:
+            raise ValueError("exactly-once output needs a checkpoint directory")
 
     @property
     def group(self) -> str:
@@ -64,9 +75,10 @@ class KafkaJob:
         """``<prefix>.predictions``, ``.drift`` or ``.dead-letter`` (prefix: the input topic)."""
         return f"{self.output_prefix or self.topic}.{kind}"
 
-    def checkpoint_uri(self, partition: int) -> str:
+    def checkpoint_uri(self, partition: int, previous: bool = False) -> str:
         assert self.checkpoint_dir is not None
-        return f"{self.checkpoint_dir.rstrip('/')}/{self.topic}/p{partition}.ckpt"
+        suffix = ".prev.ckpt" if previous else ".ckpt"
+        return f"{self.checkpoint_dir.rstrip('/')}/{self.topic}/p{partition}{suffix}"
 
 
 @dataclass
@@ -116,28 +128,44 @@ class PartitionWorker:
         self.checkpoints = 0
         self._stop = False
         self._tps = {p: TopicPartition(job.topic, p) for p in self.partitions}
-        self._state: dict[int, _PartitionState] = {}
-        for p in self.partitions:
-            blob = read_bytes(job.checkpoint_uri(p)) if job.checkpoint_dir else None
-            if blob is not None:
-                self._state[p] = load_partition(blob, job.target)
-            else:
-                self._state[p] = _PartitionState(
-                    ModelHost(make_model(job.model, seed=job.seed + p)),
-                    JsonDecoder(target=job.target), None)
         self._consumer = KafkaConsumer(
             bootstrap_servers=job.bootstrap, group_id=job.group, enable_auto_commit=False,
-            auto_offset_reset="earliest", client_id=f"driftflow-{os.getpid()}")
+            auto_offset_reset="earliest", client_id=f"driftflow-{os.getpid()}",
+            isolation_level="read_committed" if job.exactly_once else "read_uncommitted")
         self._consumer.assign(list(self._tps.values()))
+        self._producer = KafkaProducer(
+            bootstrap_servers=job.bootstrap, acks="all", linger_ms=20,
+            # one stable id per partition group: a restarted worker fences its dead incarnation
+            transactional_id=(f"driftflow-{job.group}-{job.topic}-"
+                              + "-".join(map(str, self.partitions))) if job.exactly_once else None)
+        if job.exactly_once:
+            self._producer.init_transactions()   # aborts what the previous incarnation left open
+        self._state = {p: self._restore(p) for p in self.partitions}
         for p, tp in self._tps.items():
             offset = self._state[p].next_offset
             if offset is None:
                 self._consumer.seek_to_beginning(tp)
             else:
                 self._consumer.seek(tp, offset)
-        self._producer = KafkaProducer(bootstrap_servers=job.bootstrap, acks="all", linger_ms=20)
         self._pending: list[Any] = []   # send futures since the last checkpoint
         self._last_checkpoint = time.monotonic()
+
+    def _restore(self, p: int) -> _PartitionState:
+        """The partition's last checkpoint, or a fresh model (from the beginning) without one."""
+        job = self.job
+        blobs = ([read_bytes(job.checkpoint_uri(p, previous)) for previous in (False, True)]
+                 if job.checkpoint_dir else [])
+        states = [load_partition(b, job.target) for b in blobs if b is not None]
+        if job.exactly_once and states:
+            committed = self._consumer.committed(self._tps[p])
+            states = [s for s in states if s.next_offset == committed]
+            if not states and committed is not None:
+                raise RuntimeError(f"partition {p}: no checkpoint matches the committed offset "
+                                   f"{committed} of group {job.group!r}")
+        if states:
+            return states[0]
+        return _PartitionState(ModelHost(make_model(job.model, seed=job.seed + p)),
+                               JsonDecoder(target=job.target), None)
 
     # -- small remote-callable helpers ------------------------------------------------------------
     def pid(self) -> int:
@@ -154,7 +182,7 @@ class PartitionWorker:
         """Ask `run` to finish at the next poll (final checkpoint included)."""
         self._stop = True
 
-    # -- the loop ------------------------------------------------------------------------------------
+    # -- the loop --------------------------------------------------------------------------------
     def run(self, until_end: bool = True) -> dict[int, dict[str, Any]]:
         """Consume until every partition reached the end offsets seen now (``until_end``) or
         until `stop`; then checkpoint, flush and return per-partition results."""
@@ -164,6 +192,8 @@ class PartitionWorker:
         for p, tp in self._tps.items():
             if self._state[p].next_offset is None:
                 self._state[p].next_offset = self._consumer.position(tp)
+        if self.job.exactly_once:
+            self._producer.begin_transaction()
         while not self._stop:
             if until_end and all(self._state[p].next_offset >= ends[p] for p in self.partitions):
                 break
@@ -171,7 +201,7 @@ class PartitionWorker:
             for tp, messages in batches.items():
                 self._handle(tp.partition, messages)
             self._maybe_checkpoint()
-        self.checkpoint()
+        self.checkpoint(final=True)
         seconds = time.perf_counter() - t0
         return {p: {"summary": s.host.summary(seconds), "metrics": s.host.metrics,
                     "next_offset": s.next_offset} for p, s in self._state.items()}
@@ -205,8 +235,9 @@ class PartitionWorker:
                for s in self._state.values()):
             self.checkpoint()
 
-    def checkpoint(self) -> None:
-        """Flush sinks, save state, then commit offsets (in that order)."""
+    def checkpoint(self, final: bool = False) -> None:
+        """Flush sinks, save state, then commit offsets (in that order); with ``exactly_once``
+        the commit is the transaction's, and a new one begins unless this is the ``final``."""
         from kafka.structs import OffsetAndMetadata
 
         self._producer.flush(timeout=FLUSH_TIMEOUT_S)
@@ -220,10 +251,20 @@ class PartitionWorker:
             if state.next_offset is None:
                 continue
             if self.job.checkpoint_dir and state.since_checkpoint:
+                if self.job.exactly_once:   # keep the state the open transaction started from
+                    old = read_bytes(self.job.checkpoint_uri(p))
+                    if old is not None:
+                        write_atomic(self.job.checkpoint_uri(p, previous=True), old)
                 write_atomic(self.job.checkpoint_uri(p), save_partition(self.job, p, state))
             state.since_checkpoint = 0
             offsets[self._tps[p]] = OffsetAndMetadata(state.next_offset, "", -1)
-        if offsets:
+        if self.job.exactly_once:
+            if offsets:
+                self._producer.send_offsets_to_transaction(offsets, self.job.group)
+            self._producer.commit_transaction()
+            if not final:
+                self._producer.begin_transaction()
+        elif offsets:
             self._consumer.commit(offsets)
         self._last_checkpoint = time.monotonic()
         self.checkpoints += 1

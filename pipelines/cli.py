@@ -34,11 +34,12 @@ def _run_ray(args: argparse.Namespace) -> int:
     from pipelines.ray_runner import KafkaJob, run_ray
 
     if args.runtime != "ray" or not args.source.startswith(KAFKA_PREFIX):
-        raise ValueError("--runtime ray reads --source kafka:TOPIC (and kafka: needs --runtime ray)")
+        raise ValueError("--runtime ray reads --source kafka:TOPIC "
+                         "(and kafka: needs --runtime ray)")
     job = KafkaJob(bootstrap=args.bootstrap, topic=args.source[len(KAFKA_PREFIX):],
                    model=args.model, seed=args.seed, target=args.target, group_id=args.group_id,
                    checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every,
-                   checkpoint_seconds=args.checkpoint_seconds)
+                   checkpoint_seconds=args.checkpoint_seconds, exactly_once=args.exactly_once)
     metrics = run_ray(job, actors=args.actors, until_end=args.until_end, out_dir=args.out,
                       address=args.ray_address)
     _print_summary(metrics, args.out)
@@ -139,7 +140,10 @@ def _parser() -> argparse.ArgumentParser:
     ray.add_argument("--checkpoint-dir", default=None, help="local path or pyarrow.fs URI")
     ray.add_argument("--checkpoint-every", type=int, default=1000, help="records per partition")
     ray.add_argument("--checkpoint-seconds", type=float, default=30.0)
-    ray.add_argument("--ray-address", default=None, help="existing cluster (default: local)")
+    ray.add_argument("--exactly-once", action="store_true",
+                     help="outputs and offsets in Kafka transactions (read_committed readers)")
+    ray.add_argument("--ray-address", default=None,
+                     help="existing cluster (default: RAY_ADDRESS, else a new local one)")
     run.set_defaults(handler=_run)
     for name, module, text in (
         ("bench", "bench.harness", "benchmark driftflow against River's ensembles"),
@@ -160,7 +164,7 @@ def _parser() -> argparse.ArgumentParser:
     replay.set_defaults(handler=_replay)
     submit = commands.add_parser("submit", help="run driftflow on a Ray cluster (ray job submit)")
     submit.add_argument("--address", default=None,
-                        help="Ray dashboard/job server, e.g. http://127.0.0.1:8265 (else RAY_ADDRESS)")
+                        help="Ray job server, e.g. http://127.0.0.1:8265 (else RAY_ADDRESS)")
     submit.add_argument("--working-dir", default=".", help="shipped to the cluster (default .)")
     submit.add_argument("--no-wait", action="store_true", help="return once submitted")
     submit.add_argument("rest", nargs=argparse.REMAINDER, help="-- run ARGS...")

@@ -8,14 +8,19 @@ and seeks to their offsets, so model state sees every record exactly once.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
+import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 from pipelines import _kafka_io as kio
 from pipelines._ray_worker import KafkaJob, PartitionWorker
+from pipelines.checkpoint import KEY_ENV
 from pipelines.evaluate import PrequentialMetrics
 
 __all__ = ["KafkaJob", "PartitionWorker", "group_partitions", "merge_results", "remote_worker",
@@ -55,7 +60,11 @@ def start_workers(job: KafkaJob, n_actors: int) -> list[tuple[Any, list[int]]]:
     # An actor mostly waits on its own Python loop; asking for a fraction of a CPU lets more
     # actors than cores be placed (each still gets a process of its own).
     per_actor = min(1.0, cpus / len(groups))
-    cls = remote_worker().options(num_cpus=per_actor)
+    options: dict[str, Any] = {"num_cpus": per_actor}
+    key = os.environ.get(KEY_ENV)
+    if key:   # actors sign their checkpoints with the driver's key, wherever they run
+        options["runtime_env"] = {"env_vars": {KEY_ENV: key}}
+    cls = remote_worker().options(**options)
     return [(cls.remote(job, group), group) for group in groups]
 
 
@@ -92,9 +101,27 @@ def merge_results(results: list[dict[int, dict[str, Any]]], seconds: float,
     }
 
 
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block SIGTERM raises KeyboardInterrupt, so the workers stop with a final
+    checkpoint; only the main thread can set handlers, elsewhere nothing changes."""
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_ray(job: KafkaJob, *, actors: int = 1, until_end: bool = True,
             out_dir: str | None = None, address: str | None = None) -> dict[str, Any]:
-    """Run ``job`` on Ray (connecting to ``address``, or the current/a new local instance);
+    """Run ``job`` on Ray (the current instance, else ``address`` or ``RAY_ADDRESS``, else a new
+    local one);
     return (and with ``out_dir`` write) the merged ``metrics.json`` fields. Without
     ``until_end`` it runs until interrupted (Ctrl-C stops the workers with a final checkpoint)."""
     import ray
@@ -103,14 +130,15 @@ def run_ray(job: KafkaJob, *, actors: int = 1, until_end: bool = True,
     if started_ray and (address or os.environ.get("RAY_ADDRESS")):
         ray.init(address=address)   # a cluster (also what a `ray job submit` entrypoint sees)
     elif started_ray:
-        ray.init(num_cpus=os.cpu_count(), include_dashboard=False)
+        ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False)
     try:
         t0 = time.perf_counter()
         workers = start_workers(job, actors)
         refs = [w.run.remote(until_end) for w, _ in workers]
         try:
-            results = ray.get(refs)
-        except KeyboardInterrupt:
+            with _sigterm_as_interrupt():
+                results = ray.get(refs)
+        except KeyboardInterrupt:   # Ctrl-C, or SIGTERM (what `ray job stop` sends)
             ray.get([w.stop.remote() for w, _ in workers])
             results = ray.get(refs)
         seconds = time.perf_counter() - t0
