@@ -15,9 +15,29 @@ With ``exactly_once`` the outputs and the offsets go into one Kafka transaction 
 checkpoint is written before the transaction commits, so the previous one is kept as
 ``p{n}.prev.ckpt``; on start the worker takes whichever of the two matches the offset that
 Kafka committed (the old one when the crash came before the commit, as the outputs were aborted).
+
+Delayed labels (``labels_topic``): records may come without a label and their labels later on a
+topic of their own, ``{"id": ..., "y": ...}``. Each worker reads ALL partitions of the labels
+topic (no consumer group; the offsets live in its checkpoint) and routes each label by id: to
+the partition whose `LabelJoiner` holds the waiting record (it then learns the record and scores
+the prediction made on arrival), else into the worker's orphan buffer, where a record arriving
+later takes it. Simple, at the price of every worker reading every label: with several workers,
+a label whose record lives in another worker waits in this worker's orphan buffer until the cap
+or TTL drops it (memory, not a loss: the merged ``labels_orphaned`` counts labels that joined no
+record in any worker). Each partition checkpoint holds its joiner (records waiting for labels);
+``labels-<partitions>.ckpt`` holds the worker's orphans and the labels topic's offsets. The two
+are written one after the other, not atomically together, so label mode is at-least-once only
+(a crash between them may re-apply or re-hold a few labels); ``exactly_once`` refuses it.
+
+Labels are applied in timestamp order with the records: a label is held until this worker has
+read a record with a timestamp at least the label's (Kafka CreateTime), or until the records are
+caught up (their end reached, or the last known high watermark). Replaying a backlog therefore
+sees the same label delay the live stream had, instead of every label at once.
 """
 from __future__ import annotations
 
+import collections
+import dataclasses
 import os
 import pickle
 import time
@@ -27,11 +47,13 @@ from typing import Any
 from pipelines import _kafka_io as kio
 from pipelines.checkpoint import read_bytes, seal, unseal, write_atomic
 from pipelines.host import ModelHost, Prediction
+from pipelines.label_join import DEFAULT_MAX_SIZE, DEFAULT_TTL_S, LabelJoiner
 from pipelines.model import AdaptiveModel, make_model
-from pipelines.records import DeadLetter
+from pipelines.records import DeadLetter, Record
 from pipelines.validation import JsonDecoder
 
 CHECKPOINT_SCHEMA = "driftflow.ray-partition/1"
+LABELS_SCHEMA = "driftflow.ray-labels/1"
 # One poll returns at most this many messages: ~0.3 s of model work at ~600 us a record, so a
 # stop request or a timed checkpoint is never far off, while the fetch overhead stays amortised.
 POLL_MAX_RECORDS = 500
@@ -40,6 +62,13 @@ POLL_TIMEOUT_MS = 200
 # Producer flush bound: a one-node broker acknowledges a batch in milliseconds; 60 s only
 # guards against a broker that went away (the checkpoint then fails instead of hanging).
 FLUSH_TIMEOUT_S = 60.0
+# Labels read ahead of the records (replaying a backlog) wait in memory until the records catch
+# up with their timestamps: 10,000 label messages are a few MB; past it the reader stops reading.
+LABEL_BACKLOG_MAX = 10_000
+# Polls of the labels topic per records batch, and how long each may wait for a fetch: enough to
+# read a batch's worth of labels (each worker reads every label partition) without stalling.
+LABEL_POLLS_MAX = 20
+LABEL_POLL_TIMEOUT_MS = 50
 
 
 @dataclass(frozen=True)
@@ -62,10 +91,20 @@ class KafkaJob:
     checkpoint_seconds: float = 30.0
     output_prefix: str | None = None
     exactly_once: bool = False
+    labels_topic: str | None = None
+    label_buffer: int = DEFAULT_MAX_SIZE
+    label_ttl: float = DEFAULT_TTL_S
 
     def __post_init__(self) -> None:
         if self.exactly_once and not self.checkpoint_dir:
             raise ValueError("exactly-once output needs a checkpoint directory")
+        if self.exactly_once and self.labels_topic:
+            raise ValueError("--labels-topic is at-least-once only (not with --exactly-once)")
+        if self.label_buffer < 1 or self.label_ttl <= 0:
+            raise ValueError("--label-buffer must be >= 1 and --label-ttl > 0")
+
+    def new_joiner(self) -> LabelJoiner | None:
+        return (LabelJoiner(self.label_buffer, self.label_ttl) if self.labels_topic else None)
 
     @property
     def group(self) -> str:
@@ -80,6 +119,12 @@ class KafkaJob:
         suffix = ".prev.ckpt" if previous else ".ckpt"
         return f"{self.checkpoint_dir.rstrip('/')}/{self.topic}/p{partition}{suffix}"
 
+    def labels_checkpoint_uri(self, partitions: list[int]) -> str:
+        """A worker's orphan labels and labels-topic offsets (the worker's partition group)."""
+        assert self.checkpoint_dir is not None
+        group = "-".join(map(str, sorted(partitions)))
+        return f"{self.checkpoint_dir.rstrip('/')}/{self.topic}/labels-p{group}.ckpt"
+
 
 @dataclass
 class _PartitionState:
@@ -87,6 +132,7 @@ class _PartitionState:
     decoder: JsonDecoder
     next_offset: int | None          # None: start at the beginning of the partition
     since_checkpoint: int = 0
+    labels_changed: bool = False     # a late label changed the host since the last checkpoint
 
 
 def save_partition(job: KafkaJob, partition: int, state: _PartitionState) -> bytes:
@@ -97,7 +143,7 @@ def save_partition(job: KafkaJob, partition: int, state: _PartitionState) -> byt
         "model": host.model.snapshot(),
         "host": {"metrics": host.metrics, "records": host.records,
                  "dead_letters": host.dead_letters, "skipped": host.skipped,
-                 "drift_positions": host.drift_positions},
+                 "drift_positions": host.drift_positions, "joiner": host.joiner},
         "validator": state.decoder._validator,
     }, protocol=5)
     return seal(body, schema=CHECKPOINT_SCHEMA,
@@ -109,7 +155,7 @@ def load_partition(blob: bytes, target: str) -> _PartitionState:
     _, body = unseal(blob, schema=CHECKPOINT_SCHEMA)
     doc = pickle.loads(body)
     host = ModelHost(AdaptiveModel.restore(doc["model"]), **doc["host"])
-    decoder = JsonDecoder(target=target)
+    decoder = JsonDecoder(target=target, require_label=doc["host"].get("joiner") is None)
     decoder._validator = doc["validator"]
     return _PartitionState(host, decoder, doc["next_offset"])
 
@@ -149,6 +195,41 @@ class PartitionWorker:
                 self._consumer.seek(tp, offset)
         self._pending: list[Any] = []   # send futures since the last checkpoint
         self._last_checkpoint = time.monotonic()
+        self._labels: Any = None          # consumer of the labels topic (all its partitions)
+        self._label_tps: list[Any] = []
+        self._orphans = job.new_joiner()  # labels whose record this worker has not seen
+        self._label_offsets: dict[int, int] = {}
+        self.labels_read = 0
+        self.labels_invalid = 0
+        self._labels_since = 0
+        self._frontier = -1               # newest record timestamp read (ms)
+        self._label_backlog: dict[int, collections.deque] = {}   # read, not yet applied
+        if job.labels_topic:
+            self._open_labels()
+
+    def _open_labels(self) -> None:
+        """Assign every partition of the labels topic; resume from the labels checkpoint."""
+        from kafka import KafkaConsumer, TopicPartition
+
+        job = self.job
+        blob = (read_bytes(job.labels_checkpoint_uri(self.partitions))
+                if job.checkpoint_dir else None)
+        if blob is not None:
+            doc = pickle.loads(unseal(blob, schema=LABELS_SCHEMA)[1])
+            self._orphans, self._label_offsets = doc["orphans"], doc["offsets"]
+            self.labels_read, self.labels_invalid = doc["read"], doc["invalid"]
+        self._labels = KafkaConsumer(bootstrap_servers=job.bootstrap, enable_auto_commit=False,
+                                     auto_offset_reset="earliest",
+                                     client_id=f"driftflow-labels-{os.getpid()}")
+        self._label_tps = [TopicPartition(job.labels_topic, p)
+                           for p in kio.list_partitions(job.bootstrap, job.labels_topic)]
+        self._labels.assign(self._label_tps)
+        for tp in self._label_tps:
+            if tp.partition in self._label_offsets:
+                self._labels.seek(tp, self._label_offsets[tp.partition])
+            else:
+                self._labels.seek_to_beginning(tp)
+                self._label_offsets[tp.partition] = self._labels.position(tp)
 
     def _restore(self, p: int) -> _PartitionState:
         """The partition's last checkpoint, or a fresh model (from the beginning) without one."""
@@ -164,8 +245,10 @@ class PartitionWorker:
                                    f"{committed} of group {job.group!r}")
         if states:
             return states[0]
-        return _PartitionState(ModelHost(make_model(job.model, seed=job.seed + p)),
-                               JsonDecoder(target=job.target), None)
+        return _PartitionState(ModelHost(make_model(job.model, seed=job.seed + p),
+                                         joiner=job.new_joiner()),
+                               JsonDecoder(target=job.target, require_label=not job.labels_topic),
+                               None)
 
     # -- small remote-callable helpers ------------------------------------------------------------
     def pid(self) -> int:
@@ -176,7 +259,8 @@ class PartitionWorker:
         (epoch seconds) of this incarnation of the worker."""
         return {"pid": os.getpid(), "started_at": self.started_at,
                 "first_output_at": self.first_output_at, "checkpoints": self.checkpoints,
-                "next_offsets": {p: s.next_offset for p, s in self._state.items()}}
+                "next_offsets": {p: s.next_offset for p, s in self._state.items()},
+                "label_offsets": dict(self._label_offsets), "labels_read": self.labels_read}
 
     def stop(self) -> None:
         """Ask `run` to finish at the next poll (final checkpoint included)."""
@@ -185,26 +269,43 @@ class PartitionWorker:
     # -- the loop --------------------------------------------------------------------------------
     def run(self, until_end: bool = True) -> dict[int, dict[str, Any]]:
         """Consume until every partition reached the end offsets seen now (``until_end``) or
-        until `stop`; then checkpoint, flush and return per-partition results."""
+        until `stop`; then checkpoint, flush and return per-partition results. With a labels
+        topic, ``until_end`` also waits until the labels topic is read to its end offsets seen
+        now; the first partition's result then carries this worker's ``worker_labels`` counts."""
         t0 = time.perf_counter()
         ends = {tp.partition: off for tp, off in
                 self._consumer.end_offsets(list(self._tps.values())).items()}
         for p, tp in self._tps.items():
             if self._state[p].next_offset is None:
                 self._state[p].next_offset = self._consumer.position(tp)
+        label_ends = ({tp.partition: off for tp, off in
+                       self._labels.end_offsets(self._label_tps).items()} if self._labels else {})
         if self.job.exactly_once:
             self._producer.begin_transaction()
         while not self._stop:
-            if until_end and all(self._state[p].next_offset >= ends[p] for p in self.partitions):
+            if (until_end and all(self._state[p].next_offset >= ends[p] for p in self.partitions)
+                    and all(self._label_offsets[p] >= end for p, end in label_ends.items())):
                 break
             batches = self._consumer.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=POLL_MAX_RECORDS)
+            if self._labels is not None and batches:
+                self._fill_labels(max((m.timestamp or 0) for ms in batches.values() for m in ms))
             for tp, messages in batches.items():
                 self._handle(tp.partition, messages)
+            if self._labels is not None:
+                if self._caught_up(ends if until_end else None):
+                    self._fill_labels(None)
+                    self._apply_labels(caught_up=True)
             self._maybe_checkpoint()
         self.checkpoint(final=True)
         seconds = time.perf_counter() - t0
-        return {p: {"summary": s.host.summary(seconds), "metrics": s.host.metrics,
-                    "next_offset": s.next_offset} for p, s in self._state.items()}
+        out = {p: {"summary": s.host.summary(seconds), "metrics": s.host.metrics,
+                   "next_offset": s.next_offset} for p, s in self._state.items()}
+        if self._orphans is not None:
+            out[self.partitions[0]]["worker_labels"] = {
+                "read": self.labels_read, "invalid": self.labels_invalid,
+                "orphan_joined": self._orphans.joined, "orphans_dropped": self._orphans.orphaned,
+                "orphans_held": self._orphans.orphans}
+        return out
 
     def _handle(self, partition: int, messages: list[Any]) -> None:
         state = self._state[partition]
@@ -212,6 +313,11 @@ class PartitionWorker:
         for m in messages:
             item = state.decoder(m.value, m.offset, m.partition, key=kio.key_text(m.key),
                                  ts=m.timestamp / 1000 if m.timestamp is not None else None)
+            if (self._orphans is not None and isinstance(item, Record) and item.y is None
+                    and item.id is not None):
+                y = self._orphans.take_orphan(item.id)   # its label came first
+                if y is not None:
+                    item = dataclasses.replace(item, y=y)
             result = state.host.process(item)
             if isinstance(result, Prediction):
                 value = kio.prediction_message(result, state.host.model.n_learned)
@@ -226,13 +332,103 @@ class PartitionWorker:
                                           value=kio.event_message(event, self.job.topic)))
             state.next_offset = m.offset + 1
             state.since_checkpoint += 1
+            if m.timestamp is not None and m.timestamp > self._frontier:
+                self._frontier = m.timestamp
+            if self._label_backlog:
+                self._apply_labels()
         if messages and self.first_output_at is None:
             self.first_output_at = time.time()
+
+    def _fill_labels(self, upto: int | None) -> None:
+        """Read labels into the backlog until it holds one newer than ``upto`` (a timestamp in
+        ms; None: just what is there now), the topic is drained, or the backlog is full."""
+        backlog = self._label_backlog
+        for _ in range(LABEL_POLLS_MAX):
+            size = sum(len(q) for q in backlog.values())
+            newest = max((q[-1].timestamp or 0 for q in backlog.values() if q), default=-1)
+            if size >= LABEL_BACKLOG_MAX or (upto is not None and newest > upto):
+                return
+            got = self._labels.poll(timeout_ms=LABEL_POLL_TIMEOUT_MS if upto is not None else 0,
+                                    max_records=POLL_MAX_RECORDS)
+            if not got and self._labels_drained():
+                return
+            for tp, messages in got.items():
+                backlog.setdefault(tp.partition, collections.deque()).extend(messages)
+
+    def _labels_drained(self) -> bool:
+        """Whether the labels reader is at every partition's last known high watermark (an
+        empty poll may only mean a fetch still in flight)."""
+        for tp in self._label_tps:
+            hw = self._labels.highwater(tp)
+            if hw is None or self._labels.position(tp) < hw:
+                return False
+        return True
+
+    def _caught_up(self, ends: dict[int, int] | None) -> bool:
+        """Whether the records are read to their end (a bounded run's ``ends``) or to the last
+        known high watermark: then labels are applied as soon as they are read."""
+        for p, s in self._state.items():
+            if ends is not None and s.next_offset >= ends[p]:
+                continue
+            hw = self._consumer.highwater(self._tps[p])
+            if hw is None or s.next_offset < hw:
+                return False
+        return True
+
+    def _apply_labels(self, caught_up: bool = False) -> None:
+        """Apply the backlog's labels not newer than the newest record read (all of them when
+        ``caught_up``), in timestamp order across the labels partitions (ties: partition)."""
+        queues = [q for q in self._label_backlog.values() if q]
+        while queues:
+            queue = min(queues, key=lambda q: q[0].timestamp or 0)
+            if not (caught_up or (queue[0].timestamp or 0) <= self._frontier):
+                return
+            self._handle_labels([queue.popleft()])
+            if not queue:
+                queues.remove(queue)
+
+    def _handle_labels(self, messages: list[Any]) -> None:
+        """Route each label by id to the partition whose record waits for it, else hold it as
+        an orphan; a label message that is not ``{"id": ..., "<target>": ...}`` is counted in
+        ``labels_invalid`` and sent to the dead-letter topic."""
+        import json
+
+        for m in messages:
+            self._label_offsets[m.partition] = m.offset + 1
+            self.labels_read += 1
+            self._labels_since += 1
+            try:
+                doc = json.loads(m.value)
+                id, y = doc["id"], doc[self.job.target]
+                hash(id), hash(y)
+                if id is None or y is None:
+                    raise ValueError("null id or label")
+            except (ValueError, KeyError, TypeError, RecursionError) as exc:
+                self.labels_invalid += 1
+                dead = DeadLetter(m.offset, f"invalid label message: {type(exc).__name__}: "
+                                  f"{str(exc)[:80]}", raw=m.value, partition=m.partition)
+                self._pending.append(self._producer.send(
+                    self.job.output_topic("dead-letter"),
+                    value=kio.dead_letter_message(dead, self.job.labels_topic)))
+                continue
+            for p, state in self._state.items():
+                if state.host.joiner is not None and state.host.joiner.waiting(id):
+                    state.host.apply_label(id, y)
+                    state.labels_changed = True
+                    for event in state.host.take_events():
+                        self._pending.append(self._producer.send(
+                            self.job.output_topic("drift"), partition=p,
+                            value=kio.event_message(event, self.job.topic)))
+                    break
+            else:
+                self._orphans.hold_orphan(id, y)
 
     def _maybe_checkpoint(self) -> None:
         due_time = time.monotonic() - self._last_checkpoint >= self.job.checkpoint_seconds
         if any(s.since_checkpoint >= self.job.checkpoint_every or (due_time and s.since_checkpoint)
-               for s in self._state.values()):
+               for s in self._state.values()) or (
+                self._labels_since >= self.job.checkpoint_every
+                or (due_time and self._labels_since)):
             self.checkpoint()
 
     def checkpoint(self, final: bool = False) -> None:
@@ -250,14 +446,27 @@ class PartitionWorker:
         for p, state in self._state.items():
             if state.next_offset is None:
                 continue
-            if self.job.checkpoint_dir and state.since_checkpoint:
+            if state.host.joiner is not None:
+                state.host.joiner.expire()   # counts expiries even when nothing arrives
+            if self.job.checkpoint_dir and (state.since_checkpoint or state.labels_changed):
                 if self.job.exactly_once:   # keep the state the open transaction started from
                     old = read_bytes(self.job.checkpoint_uri(p))
                     if old is not None:
                         write_atomic(self.job.checkpoint_uri(p, previous=True), old)
                 write_atomic(self.job.checkpoint_uri(p), save_partition(self.job, p, state))
             state.since_checkpoint = 0
+            state.labels_changed = False
             offsets[self._tps[p]] = OffsetAndMetadata(state.next_offset, "", -1)
+        if self._orphans is not None:
+            self._orphans.expire()
+            if self.job.checkpoint_dir and self._labels_since:
+                body = pickle.dumps({"orphans": self._orphans, "offsets": self._label_offsets,
+                                     "read": self.labels_read, "invalid": self.labels_invalid},
+                                    protocol=5)
+                meta = {"topic": self.job.labels_topic}
+                write_atomic(self.job.labels_checkpoint_uri(self.partitions),
+                             seal(body, schema=LABELS_SCHEMA, meta=meta))
+            self._labels_since = 0
         if self.job.exactly_once:
             if offsets:
                 self._producer.send_offsets_to_transaction(offsets, self.job.group)
@@ -272,3 +481,5 @@ class PartitionWorker:
     def close(self) -> None:
         self._producer.close(timeout=FLUSH_TIMEOUT_S)
         self._consumer.close()
+        if self._labels is not None:
+            self._labels.close()

@@ -6,6 +6,10 @@ import os
 import sys
 from typing import Any, Callable
 
+# Delayed-label bounds (pipelines.label_join says why these values); stdlib-only import
+from pipelines.label_join import DEFAULT_MAX_SIZE as DEFAULT_LABEL_BUFFER
+from pipelines.label_join import DEFAULT_TTL_S as DEFAULT_LABEL_TTL
+
 # A synthetic stream's length when --limit is not given: long enough to hold its three drifts
 # with room to recover after each, short enough that `driftflow run` finishes in seconds.
 DEFAULT_SYNTHETIC_RECORDS = 20_000
@@ -39,7 +43,9 @@ def _run_ray(args: argparse.Namespace) -> int:
     job = KafkaJob(bootstrap=args.bootstrap, topic=args.source[len(KAFKA_PREFIX):],
                    model=args.model, seed=args.seed, target=args.target, group_id=args.group_id,
                    checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every,
-                   checkpoint_seconds=args.checkpoint_seconds, exactly_once=args.exactly_once)
+                   checkpoint_seconds=args.checkpoint_seconds, exactly_once=args.exactly_once,
+                   labels_topic=args.labels_topic, label_buffer=args.label_buffer,
+                   label_ttl=args.label_ttl)
     metrics = run_ray(job, actors=args.actors, until_end=args.until_end, out_dir=args.out,
                       address=args.ray_address)
     _print_summary(metrics, args.out)
@@ -94,6 +100,10 @@ def _print_summary(metrics: dict[str, Any], out_dir: str | None) -> None:
         ("experts at end", metrics["experts_final"]),
         ("dead letters", metrics["dead_letters"]), ("skipped (no label)", metrics["skipped"]),
     ]
+    if "labels_joined" in metrics:
+        rows += [("labels joined", f"{metrics['labels_joined']:,}"),
+                 ("labels expired", f"{metrics['labels_expired']:,}"),
+                 ("labels orphaned", f"{metrics['labels_orphaned']:,}")]
     if out_dir:
         rows.append(("outputs", out_dir))
     width = max(len(name) for name, _ in rows)
@@ -142,6 +152,18 @@ def _parser() -> argparse.ArgumentParser:
     ray.add_argument("--checkpoint-seconds", type=float, default=30.0)
     ray.add_argument("--exactly-once", action="store_true",
                      help="outputs and offsets in Kafka transactions (read_committed readers)")
+    ray.add_argument("--labels-topic", default=None, help=(
+        "delayed labels: {\"id\": ..., \"y\": ...} messages on this topic, joined to their "
+        "record by id (records may then come without a label; each is predicted at once and "
+        "learned when its label arrives). At-least-once only (not with --exactly-once)"))
+    ray.add_argument("--label-buffer", type=int, default=DEFAULT_LABEL_BUFFER, help=(
+        "records waiting for a label (and labels waiting for a record) kept per buffer; the "
+        "oldest is dropped and counted past it, so memory stays bounded (~30 MB for SEA-sized "
+        "records at the default %(default)s)"))
+    ray.add_argument("--label-ttl", type=float, default=DEFAULT_LABEL_TTL, help=(
+        "seconds a record waits for its label (and a label for its record) before it is dropped "
+        "and counted; a label much later than this rarely helps a drifting model "
+        "(default %(default)s)"))
     ray.add_argument("--ray-address", default=None,
                      help="existing cluster (default: RAY_ADDRESS, else a new local one)")
     run.set_defaults(handler=_run)

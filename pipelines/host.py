@@ -4,6 +4,10 @@ For each input item it predicts, scores (test-then-train), learns when the label
 collects drift events; a bad record, or a record the model cannot handle, becomes a dead letter
 with its reason. Every item therefore ends as exactly one of: a prediction, or a dead letter;
 records predicted without a label are counted as ``skipped`` (not learned, not scored).
+
+With a `LabelJoiner` (delayed labels), a record that has an ``id`` but no label is predicted at
+once and waits in the joiner; `apply_label` later learns it and scores the prediction made on
+arrival against the late label (still prequential). Such records are not ``skipped``.
 """
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Hashable
 
 from pipelines.evaluate import PrequentialMetrics
+from pipelines.label_join import Joined, LabelJoiner
 from pipelines.model import AdaptiveModel
 from pipelines.records import DeadLetter, Record
 
@@ -38,6 +43,7 @@ class ModelHost:
     dead_letters: int = 0
     skipped: int = 0
     drift_positions: list[int] = field(default_factory=list)
+    joiner: LabelJoiner | None = None
     _events: list[dict[str, Any]] = field(default_factory=list)
 
     def process(self, item: Record | DeadLetter) -> Prediction | DeadLetter:
@@ -49,7 +55,13 @@ class ModelHost:
         try:
             proba = self.model.predict_proba_one(item.x)
             y_pred = max(proba, key=proba.__getitem__) if proba else None
-            if item.y is None:
+            if item.y is None and self.joiner is not None and item.id is not None:
+                joined = self.joiner.add_record(item.id, item.x, y_pred, item.offset,
+                                                item.partition)
+                if joined is not None:   # its label came first
+                    self.metrics.update(joined.y, y_pred)
+                    self.model.learn_one(item.x, joined.y)
+            elif item.y is None:
                 self.skipped += 1
             else:
                 self.metrics.update(item.y, y_pred)
@@ -59,13 +71,37 @@ class ModelHost:
             return DeadLetter(item.offset, f"model could not use the record: "
                               f"{type(exc).__name__}: {exc}", raw={"x": item.x, "y": item.y},
                               partition=item.partition)
-        for event in self.model.events():
-            event = {**event, "offset": item.offset, "partition": item.partition}
-            if event["kind"] == "drift":
-                self.drift_positions.append(item.offset)
-            self._events.append(event)
+        self._collect_events(item.offset, item.partition)
         return Prediction(item.offset, item.partition, item.id, item.key, y_pred,
                           float(proba.get(y_pred, 0.0)) if proba else 0.0, item.y)
+
+    def apply_label(self, id: Hashable, y: Hashable) -> bool:
+        """A late label: learn its waiting record (True), else the joiner keeps it as an orphan
+        (False). Needs a ``joiner``."""
+        assert self.joiner is not None, "apply_label needs a LabelJoiner"
+        joined = self.joiner.add_label(id, y)
+        if joined is None:
+            return False
+        self.learn_joined(joined)
+        return True
+
+    def learn_joined(self, joined: Joined) -> None:
+        """Score the prediction made on arrival against the late label, then learn the record;
+        drift events carry the record's offset."""
+        try:
+            self.metrics.update(joined.y, joined.y_pred)
+            self.model.learn_one(joined.x, joined.y)
+        except (TypeError, ValueError, KeyError, ArithmeticError):
+            self.dead_letters += 1   # a label the model cannot use (e.g. unhashable type)
+            return
+        self._collect_events(joined.offset, joined.partition)
+
+    def _collect_events(self, offset: int, partition: int) -> None:
+        for event in self.model.events():
+            event = {**event, "offset": offset, "partition": partition}
+            if event["kind"] == "drift":
+                self.drift_positions.append(offset)
+            self._events.append(event)
 
     def take_events(self) -> list[dict[str, Any]]:
         """Events since the last call, each with the offset and partition that caused it."""
@@ -89,4 +125,5 @@ class ModelHost:
             "experts_final": self.model.n_experts,
             "dead_letters": self.dead_letters,
             "skipped": self.skipped,
+            **(self.joiner.counts() if self.joiner is not None else {}),
         }

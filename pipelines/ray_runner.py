@@ -71,7 +71,13 @@ def start_workers(job: KafkaJob, n_actors: int) -> list[tuple[Any, list[int]]]:
 def merge_results(results: list[dict[int, dict[str, Any]]], seconds: float,
                   source: str) -> dict[str, Any]:
     """One ``metrics.json`` from every worker's per-partition results. Accuracy and kappa are
-    computed over all partitions' predictions; ``drifts`` lists ``[partition, offset]`` pairs."""
+    computed over all partitions' predictions; ``drifts`` lists ``[partition, offset]`` pairs.
+
+    With delayed labels: ``labels_joined`` (labels learned with their record), ``labels_expired``
+    (records whose label did not come before the buffer cap or TTL dropped them) and
+    ``labels_orphaned`` (labels read that joined no record in any worker: their record never
+    came, came after it was dropped, or has not come yet); ``labels_read`` is per worker (every
+    worker reads every label), the largest one is reported."""
     parts = {p: r for result in results for p, r in result.items()}
     total = PrequentialMetrics()
     for r in parts.values():
@@ -98,7 +104,24 @@ def merge_results(results: list[dict[int, dict[str, Any]]], seconds: float,
         "partitions": {str(p): {**s, "next_offset": parts[p]["next_offset"]}
                        for p, s in summaries.items()},
         "label_counts": dict(Counter({str(k): v for k, v in total._true_counts.items()})),
+        **_label_totals(parts, summaries),
     }
+
+
+def _label_totals(parts: dict[int, dict[str, Any]],
+                  summaries: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    workers = [r["worker_labels"] for r in parts.values() if "worker_labels" in r]
+    if not workers:
+        return {}
+    joined = (sum(s.get("labels_joined", 0) for s in summaries.values())
+              + sum(w["orphan_joined"] for w in workers))
+    read = max(w["read"] for w in workers)
+    valid = max(w["read"] - w["invalid"] for w in workers)
+    return {"labels_joined": joined,
+            "labels_expired": sum(s.get("labels_expired", 0) for s in summaries.values()),
+            "labels_orphaned": max(0, valid - joined),
+            "labels_pending": sum(s.get("labels_pending", 0) for s in summaries.values()),
+            "labels_read": read, "labels_invalid": max(w["invalid"] for w in workers)}
 
 
 @contextlib.contextmanager
