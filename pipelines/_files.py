@@ -73,7 +73,7 @@ class FileTable:
 def open_file(path: str, target: str = DEFAULT_TARGET) -> FileTable:
     """Open a local path or URI (s3://, gs://, hdfs://, file://) for replay; raises `SourceError`
     when the file is missing, its format unknown, or the target column absent."""
-    fs, fs_path = _filesystem(path)
+    fs, fs_path = resolve_filesystem(path)
     if fs.get_file_info(fs_path).type != pafs.FileType.File:
         raise SourceError(f"file not found: {path}")
     lower = fs_path.lower()
@@ -90,7 +90,8 @@ def open_file(path: str, target: str = DEFAULT_TARGET) -> FileTable:
         raise SourceError(f"cannot read {path}: {str(exc).splitlines()[0]}") from None
 
 
-def _filesystem(path: str) -> tuple[pafs.FileSystem, str]:
+def resolve_filesystem(path: str) -> tuple[pafs.FileSystem, str]:
+    """The pyarrow filesystem and path for a local path or a URI (s3://, gs://, hdfs://, file://)."""
     if "://" in path:
         try:
             return pafs.FileSystem.from_uri(path)

@@ -54,10 +54,6 @@ def ensure_topics(bootstrap: str, names: list[str], partitions: int) -> None:
         admin.close()
 
 
-def _text(raw: bytes | None) -> str | None:
-    return None if raw is None else raw.decode("utf-8", errors="replace")
-
-
 def prediction_message(pred: Prediction, model_version: int) -> bytes:
     """A prediction as JSON; ``model_version`` is how many records the model had learned."""
     return json.dumps({
@@ -87,4 +83,4 @@ def event_message(event: dict[str, Any], topic: str) -> bytes:
 
 def key_text(raw: bytes | None) -> str | None:
     """A Kafka message key as text (None when the message has no key)."""
-    return _text(raw)
+    return None if raw is None else raw.decode("utf-8", errors="replace")

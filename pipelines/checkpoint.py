@@ -26,6 +26,8 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
+from pipelines._files import resolve_filesystem
+
 MAGIC = b"DFCK"
 FORMAT_VERSION = 1
 KEY_ENV = "DRIFTFLOW_CHECKPOINT_KEY"
@@ -86,15 +88,9 @@ def unseal(blob: bytes, *, key: bytes | str | None = None,
     return header, body
 
 
-def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
-    if "://" in uri:
-        return pafs.FileSystem.from_uri(uri)
-    return pafs.LocalFileSystem(), os.path.abspath(uri)
-
-
 def write_atomic(uri: str, blob: bytes) -> None:
     """Write ``blob`` to ``uri`` so a reader sees the old file or the new one, never a part."""
-    fs, path = _filesystem(uri)
+    fs, path = resolve_filesystem(uri)
     parent = path.rsplit("/", 1)[0]
     if parent:
         fs.create_dir(parent, recursive=True)
@@ -106,7 +102,7 @@ def write_atomic(uri: str, blob: bytes) -> None:
 
 def read_bytes(uri: str) -> bytes | None:
     """The bytes at ``uri``, or None when there is no such file."""
-    fs, path = _filesystem(uri)
+    fs, path = resolve_filesystem(uri)
     if fs.get_file_info(path).type == pafs.FileType.NotFound:
         return None
     with fs.open_input_stream(path) as stream:

@@ -55,17 +55,16 @@ class ModelHost:
         try:
             proba = self.model.predict_proba_one(item.x)
             y_pred = max(proba, key=proba.__getitem__) if proba else None
-            if item.y is None and self.joiner is not None and item.id is not None:
+            label, waiting = item.y, False
+            if label is None and self.joiner is not None and item.id is not None:
                 joined = self.joiner.add_record(item.id, item.x, y_pred, item.offset,
                                                 item.partition)
-                if joined is not None:   # its label came first
-                    self.metrics.update(joined.y, y_pred)
-                    self.model.learn_one(item.x, joined.y)
-            elif item.y is None:
+                label, waiting = (joined.y, False) if joined is not None else (None, True)
+            if label is not None:   # in the record, or its late label came first
+                self.metrics.update(label, y_pred)
+                self.model.learn_one(item.x, label)
+            elif not waiting:
                 self.skipped += 1
-            else:
-                self.metrics.update(item.y, y_pred)
-                self.model.learn_one(item.x, item.y)
         except (TypeError, ValueError, KeyError, ArithmeticError) as exc:
             self.dead_letters += 1
             return DeadLetter(item.offset, f"model could not use the record: "

@@ -142,7 +142,6 @@ class DriftMoEData(AdaptiveModel):
                  lr: float = 2e-3, batch_size: int = 256, hidden: tuple[int, ...] = (256, 128),
                  grace_period: int = 50, delta: float = 1e-7, seed: int = 0) -> None:
         super().__init__(seed)
-        self.n_experts_ = n_experts
         self.top_k_train = top_k_train
         self.temperature = temperature
         self.lr = lr
@@ -361,16 +360,19 @@ class Adaptive(AdaptiveModel):
         return self._archive[best] if score > pool_best + self.revival_margin else None
 
     # -- predict and learn ---------------------------------------------------------------------
-    def _scores(self, x: Features) -> tuple[np.ndarray, list[dict[Hashable, float]]]:
-        """Mixture scores (router weight x recent accuracy) and every expert's probabilities."""
+    def _scores(self, x: Features) -> tuple[np.ndarray, list[dict[Hashable, float]],
+                                              dict[Hashable, float]]:
+        """Mixture scores (router weight x recent accuracy), every expert's probabilities and
+        the top-k mixture, computed once per record for predict and the learn that follows."""
         cached = self._cache.get(x)
         if cached is None:
-            weights = self._router.weights(x) * self._pool.accuracies()
-            cached = self._cache.put(x, (weights, self._pool.predict_all(x)))
+            scores = self._router.weights(x) * self._pool.accuracies()
+            probas = self._pool.predict_all(x)
+            cached = self._cache.put(x, (scores, probas, self._mixture(scores, probas)))
         return cached
 
-    def predict_proba_one(self, x: Features) -> dict[Hashable, float]:
-        scores, probas = self._scores(x)
+    def _mixture(self, scores: np.ndarray,
+                 probas: list[dict[Hashable, float]]) -> dict[Hashable, float]:
         mixture: dict[Hashable, float] = {}
         for i in np.argsort(-scores, kind="stable")[: self.top_k]:
             weight = float(scores[i])
@@ -379,9 +381,12 @@ class Adaptive(AdaptiveModel):
         total = sum(mixture.values())
         return {label: p / total for label, p in mixture.items()} if total > 0 else mixture
 
+    def predict_proba_one(self, x: Features) -> dict[Hashable, float]:
+        return dict(self._scores(x)[2])
+
     def learn_one(self, x: Features, y: Hashable, **kwargs: Any) -> None:
-        scores, probas = self._scores(x)
-        prediction = _argmax(self.predict_proba_one(x))
+        scores, probas, mixture = self._scores(x)
+        prediction = _argmax(mixture)
         self._pool.record_outcomes(probas, y)
         mask = correctness_mask(probas, y)
         self._router.learn(x, mask)
