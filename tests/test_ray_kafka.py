@@ -456,7 +456,11 @@ def test_delayed_labels_join_by_id_and_score_the_arrival_prediction(
     print(f"\ndelayed labels: accuracy {delayed['accuracy']:.4f} (in-process schedule "
           f"{reference:.4f}; after the first {lag}: {after:.4f}) vs in-record labels "
           f"{baseline['accuracy']:.4f}; {seconds:.1f} s")
-    assert abs(delayed["accuracy"] - reference) <= 0.01
+    # Ray applies labels as its polls deliver them, so the join order relative to the records is
+    # not deterministic: five runs gave 0.676-0.691 against the in-process schedule's 0.690.
+    # 3 points bounds that spread; a broken join (labels lost or applied to the wrong record)
+    # costs far more (no learning at all scores ~0.5).
+    assert abs(delayed["accuracy"] - reference) <= 0.03
     # the checkpoints keep the joiners and the labels topic's offsets
     ckpt = KafkaJob(kafka_broker, topic, checkpoint_dir=str(tmp_path / "ckpt"))
     state = load_partition(read_bytes(ckpt.checkpoint_uri(0)), "y")
