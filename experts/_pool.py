@@ -23,8 +23,8 @@ class ExpertPool:
       weights halve every ``half_life`` records (bias-corrected: the mean of what it has seen,
       so a young expert is not pulled towards a prior; ``accuracies(prior)`` gives ``prior``
       before its first outcome);
-    - ``ages``: outcomes recorded since it joined the pool (records it was judged on, whether or
-      not it learned them).
+    - ``ages``: records since it joined the pool (outcomes recorded, whether or not it was asked
+      or learned them).
 
     ``weakest()`` picks the lowest recent accuracy among experts aged at least ``min_age``, so a
     newcomer gets ``min_age`` records to prove itself; if none is that old, the oldest expert.
@@ -103,9 +103,16 @@ class ExpertPool:
         self._age = np.delete(self._age, i)
         return expert
 
-    def predict_all(self, x: Features) -> list[dict[Label, float]]:
-        """Every expert's ``predict_proba_one(x)``, by position (``{}`` = no opinion yet)."""
-        return [e.predict_proba_one(x) for e in self._experts]
+    def predict_all(self, x: Features, which: Sequence[int] | None = None
+                    ) -> list[dict[Label, float] | None]:
+        """``predict_proba_one(x)`` per expert, by position (``{}`` = no opinion yet); with
+        ``which``, only those experts are asked and the others' entries are ``None``."""
+        if which is None:
+            return [e.predict_proba_one(x) for e in self._experts]
+        out: list[dict[Label, float] | None] = [None] * len(self._experts)
+        for i in which:
+            out[i] = self._experts[i].predict_proba_one(x)
+        return out
 
     def learn_one(
         self, x: Features, y: Label, w: float = 1.0, which: Sequence[int] | None = None
@@ -115,20 +122,24 @@ class ExpertPool:
             self._experts[i].learn_one(x, y, w)
 
     def record_outcomes(self, outputs: Sequence[Any], y: Label) -> np.ndarray:
-        """Scores one record: ``outputs[i]`` is expert i's probability dict or predicted label.
+        """Scores one record: ``outputs[i]`` is expert i's probability dict or predicted label,
+        or ``None`` when expert i was not asked (its accuracy is left as it was).
 
         An expert is right when its label (a dict's argmax; an empty dict is never right) equals
-        ``y``. Updates recent accuracy and age; returns the 0/1 correctness vector.
+        ``y``. Updates the asked experts' recent accuracy and every expert's age; returns the 0/1
+        correctness vector (0 for experts not asked).
         """
         if len(outputs) != len(self._experts):
             raise ValueError(f"{len(outputs)} outputs for {len(self._experts)} experts")
-        correct = np.array(
-            [(_top_class(o) if isinstance(o, dict) else o) == y for o in outputs], dtype=float
-        )
-        self._hits *= self._decay
+        asked = np.fromiter((o is not None for o in outputs), dtype=bool, count=len(outputs))
+        correct = np.fromiter(
+            ((_top_class(o) if isinstance(o, dict) else o) == y and o is not None
+             for o in outputs), dtype=float, count=len(outputs))
+        decay = np.where(asked, self._decay, 1.0)
+        self._hits *= decay
         self._hits += correct
-        self._seen *= self._decay
-        self._seen += 1.0
+        self._seen *= decay
+        self._seen += asked
         self._age += 1
         return correct
 

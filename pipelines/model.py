@@ -40,12 +40,14 @@ def _argmax(proba: dict[Hashable, float]) -> Hashable | None:
     return max(proba, key=proba.__getitem__) if proba else None
 
 
-def correctness_mask(probas: list[dict[Hashable, float]], y: Hashable) -> np.ndarray:
+def correctness_mask(probas: list[dict[Hashable, float] | None], y: Hashable) -> np.ndarray:
     """DriftMoE's multi-hot router target: 1 for every expert whose argmax is ``y``; if none is
-    right, 1 for the single expert giving ``y`` the highest probability (the first on ties)."""
-    mask = np.fromiter((_argmax(p) == y for p in probas), dtype=np.float64, count=len(probas))
-    if not mask.any() and probas:
-        mask[int(np.argmax([p.get(y, 0.0) for p in probas]))] = 1.0
+    right, 1 for the single expert giving ``y`` the highest probability (the first on ties).
+    ``None`` marks an expert not asked about this record: it is never marked."""
+    mask = np.fromiter((p is not None and _argmax(p) == y for p in probas), dtype=np.float64,
+                       count=len(probas))
+    if not mask.any() and any(p is not None for p in probas):
+        mask[int(np.argmax([-np.inf if p is None else p.get(y, 0.0) for p in probas]))] = 1.0
     return mask
 
 
@@ -234,6 +236,11 @@ class Adaptive(AdaptiveModel):
       pool's memory budget (bytes). Past either, the weakest expert is archived.
     - ``expert_kinds``: registry names of :mod:`experts` cycled through when the pool grows.
     - ``top_k``: experts mixed for a prediction and trained per record (with those warming up).
+    - ``probes``: experts asked per record beyond the top-k and those warming up, in rotation,
+      so every expert's recent accuracy and router output stay current. Only asked experts
+      predict (the hot path: a tree prediction costs up to ~200 us on LED), and the router and
+      the accuracies learn from the asked ones only; ``probes >= max_experts`` asks them all
+      (DriftMoE's full correctness mask).
     - ``warmup``: a new expert learns every record for this many records, so the router cannot
       starve it before it has learned anything (the paper's starvation problem).
     - ``bagging_lambda``: each training expert sees the record with a Poisson(lambda) weight
@@ -250,7 +257,7 @@ class Adaptive(AdaptiveModel):
 
     def __init__(self, initial_experts: int = 3, max_experts: int = 8,
                  max_bytes: int = 64 * 2**20, expert_kinds: tuple[str, ...] = ("hoeffding-tree",),
-                 top_k: int = 3, warmup: int = 500, bagging_lambda: float = 1.0,
+                 top_k: int = 3, probes: int = 1, warmup: int = 500, bagging_lambda: float = 1.0,
                  grace_period: int = 50, delta: float = 1e-7,
                  router_hidden: tuple[int, ...] = (64, 32), router_batch_size: int = 32,
                  router_lr: float = 2e-3, temperature: float = 0.8,
@@ -264,6 +271,7 @@ class Adaptive(AdaptiveModel):
         self.max_bytes = max_bytes
         self.expert_kinds = expert_kinds
         self.top_k = top_k
+        self.probes = probes
         self.warmup = warmup
         self.bagging_lambda = bagging_lambda
         self.grace_period = grace_period
@@ -292,6 +300,7 @@ class Adaptive(AdaptiveModel):
         self._error_fast = 0.0   # error rate, exponentially weighted, half-life ~35 records
         self._error_slow = 0.0   # error rate, exponentially weighted, half-life ~700 records
         self._n_grown = 0
+        self._probe_cursor = 0   # position the next probe rotation starts from
         self._last_growth = -min_grow_gap
         self._pool = ExpertPool(max_experts=max_experts, max_bytes=max_bytes)
         self._expert_detectors: list[detectors.Detector] = []
@@ -360,21 +369,35 @@ class Adaptive(AdaptiveModel):
         return self._archive[best] if score > pool_best + self.revival_margin else None
 
     # -- predict and learn ---------------------------------------------------------------------
-    def _scores(self, x: Features) -> tuple[np.ndarray, list[dict[Hashable, float]],
+    def _scores(self, x: Features) -> tuple[np.ndarray, list[dict[Hashable, float] | None],
                                               dict[Hashable, float]]:
-        """Mixture scores (router weight x recent accuracy), every expert's probabilities and
-        the top-k mixture, computed once per record for predict and the learn that follows."""
+        """Mixture scores (router weight x recent accuracy), the asked experts' probabilities
+        (``None`` for the others, see ``probes``) and the top-k mixture, computed once per record
+        for predict and the learn that follows."""
         cached = self._cache.get(x)
         if cached is None:
             scores = self._router.weights(x) * self._pool.accuracies()
-            probas = self._pool.predict_all(x)
-            cached = self._cache.put(x, (scores, probas, self._mixture(scores, probas)))
+            top = np.argsort(-scores, kind="stable")[: self.top_k]
+            probas = self._pool.predict_all(x, which=self._asked(top))
+            cached = self._cache.put(x, (scores, probas, self._mixture(scores, top, probas)))
         return cached
 
-    def _mixture(self, scores: np.ndarray,
-                 probas: list[dict[Hashable, float]]) -> dict[Hashable, float]:
+    def _asked(self, top: np.ndarray) -> list[int]:
+        """The top-k, the experts warming up, and ``probes`` others in rotation by position."""
+        asked = set(top.tolist())
+        asked.update(np.flatnonzero(self._pool.ages < self.warmup).tolist())
+        n = len(self._pool)
+        for _ in range(min(self.probes, n - len(asked))):
+            while self._probe_cursor % n in asked:
+                self._probe_cursor += 1
+            asked.add(self._probe_cursor % n)
+            self._probe_cursor += 1
+        return sorted(asked)
+
+    def _mixture(self, scores: np.ndarray, top: np.ndarray,
+                 probas: list[dict[Hashable, float] | None]) -> dict[Hashable, float]:
         mixture: dict[Hashable, float] = {}
-        for i in np.argsort(-scores, kind="stable")[: self.top_k]:
+        for i in top:
             weight = float(scores[i])
             for label, p in probas[i].items():
                 mixture[label] = mixture.get(label, 0.0) + weight * p
@@ -388,23 +411,24 @@ class Adaptive(AdaptiveModel):
         scores, probas, mixture = self._scores(x)
         prediction = _argmax(mixture)
         self._pool.record_outcomes(probas, y)
+        asked = np.fromiter((p is not None for p in probas), dtype=np.float64, count=len(probas))
         mask = correctness_mask(probas, y)
-        self._router.learn(x, mask)
+        self._router.learn(x, mask, observed=asked)
         self._train_experts(x, y, scores)
         self._recent.append((x, y))
-        self._watch(prediction != y, mask, y)
+        self._watch(prediction != y, mask, asked, y)
         self._cache.clear()
         self._n_learned += 1
 
     def _train_experts(self, x: Features, y: Hashable, scores: np.ndarray) -> None:
         chosen = set(np.argsort(-scores, kind="stable")[: self.top_k].tolist())
-        chosen.update(i for i, age in enumerate(self._pool.ages) if age < self.warmup)
+        chosen.update(np.flatnonzero(self._pool.ages < self.warmup).tolist())
         for i in sorted(chosen):
             w = self._rng.poisson(self.bagging_lambda) if self.bagging_lambda > 0 else 1
             if w > 0:
                 self._pool[i].learn_one(x, y, w=float(w))
 
-    def _watch(self, error: bool, mask: np.ndarray, y: Hashable) -> None:
+    def _watch(self, error: bool, mask: np.ndarray, asked: np.ndarray, y: Hashable) -> None:
         """Feed the detectors; grow on overall error drift, label shift, or a drift in the
         error stream of the expert the pool currently relies on most."""
         self._error_detector.update(float(error))
@@ -416,7 +440,8 @@ class Adaptive(AdaptiveModel):
         self._label_detector.update(y)
         best = int(np.argmax(self._pool.accuracies()))
         expert_drift = False
-        for i, detector in enumerate(self._expert_detectors):
+        for i in np.flatnonzero(asked):
+            detector = self._expert_detectors[i]
             detector.update(1.0 - mask[i])
             expert_drift |= detector.drift_detected and i == best
         for fired, source in ((self._error_detector.drift_detected and worse, "error"),

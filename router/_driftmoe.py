@@ -61,6 +61,7 @@ class DriftMoERouter:
         )
         self._buffer_x: list[np.ndarray] = []
         self._buffer_mask: list[np.ndarray] = []
+        self._buffer_seen: list[np.ndarray] = []
         self._n_steps = 0
 
     @property
@@ -82,13 +83,22 @@ class DriftMoERouter:
         """Softmax of ``logits(x) / temperature``: sums to 1."""
         return softmax(self.logits(x) / self.temperature)
 
-    def learn(self, x: dict[str, Any], correct_mask: np.ndarray) -> None:
-        """Buffers ``(x, correct_mask)``; steps once the buffer holds ``batch_size`` records."""
+    def learn(self, x: dict[str, Any], correct_mask: np.ndarray,
+              observed: np.ndarray | None = None) -> None:
+        """Buffers ``(x, correct_mask)``; steps once the buffer holds ``batch_size`` records.
+
+        ``observed`` (0/1 per expert, default all 1) marks the experts that were actually asked
+        about this record: the loss covers only those outputs, so a caller that consults a few
+        experts per record trains the router on what it saw, not on guesses for the rest."""
         mask = np.asarray(correct_mask, dtype=float)
         if mask.shape != (self.n_experts,):
             raise ValueError(f"mask shape {mask.shape} != ({self.n_experts},)")
+        seen = np.ones(self.n_experts) if observed is None else np.asarray(observed, dtype=float)
+        if seen.shape != mask.shape:
+            raise ValueError(f"observed shape {seen.shape} != mask shape {mask.shape}")
         self._buffer_x.append(self._vec.transform(x, learn=True))
         self._buffer_mask.append(mask.copy())
+        self._buffer_seen.append(seen.copy())
         if len(self._buffer_x) >= self.batch_size:
             self._step()
 
@@ -99,17 +109,22 @@ class DriftMoERouter:
         for r, row in enumerate(self._buffer_x):
             X[r, : len(row)] = row
         M = np.stack(self._buffer_mask)
+        seen = np.stack(self._buffer_seen)
+        n_seen = seen.sum()
         self._buffer_x.clear()
         self._buffer_mask.clear()
-        if M.shape[1]:
-            # d mean(BCE-with-logits) / d z = (sigmoid(z) - mask) / (records * experts)
-            self._net.train_step(X, lambda z: (_sigmoid(z) - M) / M.size, self._rng)
+        self._buffer_seen.clear()
+        if M.shape[1] and n_seen:
+            # d mean(BCE-with-logits over observed outputs) / d z = (sigmoid(z) - mask) * seen / n_seen
+            self._net.train_step(X, lambda z: (_sigmoid(z) - M) * seen / n_seen, self._rng)
         self._n_steps += 1
 
     def add_expert(self) -> None:
-        """Appends an output (Xavier-initialised column, zero bias); buffered masks get a 0."""
+        """Appends an output (Xavier-initialised column, zero bias); records already buffered do
+        not train it (it was not observed on them)."""
         self._net.add_output(self._rng)
         self._buffer_mask[:] = [np.append(m, 0.0) for m in self._buffer_mask]
+        self._buffer_seen[:] = [np.append(m, 0.0) for m in self._buffer_seen]
 
     def remove_expert(self, i: int) -> None:
         """Deletes output ``i`` from the weights, the Adam moments and the buffered masks."""
@@ -117,6 +132,7 @@ class DriftMoERouter:
             raise IndexError(f"no expert {i} among {self.n_experts}")
         self._net.remove_output(i)
         self._buffer_mask[:] = [np.delete(m, i) for m in self._buffer_mask]
+        self._buffer_seen[:] = [np.delete(m, i) for m in self._buffer_seen]
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:

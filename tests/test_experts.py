@@ -143,6 +143,19 @@ def test_pool_weakest_falls_back_to_oldest_and_decays():
         pool.record_outcomes(pool.predict_all({}), 1)
     acc = pool.accuracies()
     assert acc[1] == 1.0 and 0.2 < acc[0] < 0.4
+
+
+def test_pool_asks_only_the_named_experts_and_leaves_the_others_accuracy():
+    pool = ExpertPool(half_life=10)
+    for label in (0, 1, 0):
+        pool.add(_Fixed(label))
+    outputs = pool.predict_all({}, which=[0, 1])
+    assert outputs[2] is None and outputs[:2] == [{0: 1.0}, {1: 1.0}]
+    for _ in range(5):
+        correct = pool.record_outcomes(outputs, 1)
+    assert correct.tolist() == [0.0, 1.0, 0.0]
+    assert pool.accuracies(prior=0.5).tolist() == [0.0, 1.0, 0.5]   # 2 never asked: prior
+    assert pool.ages.tolist() == [5, 5, 5]                          # every expert ages
     pool.learn_one({}, 0, which=[1])
     with pytest.raises(ValueError):
         ExpertPool().weakest()

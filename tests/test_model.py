@@ -54,3 +54,23 @@ def test_adaptive_grows_on_abrupt_drift_and_stays_within_budget():
 def test_unknown_model_is_a_value_error():
     with pytest.raises(ValueError, match="unknown model"):
         make_model("nope")
+
+
+def test_adaptive_asks_only_the_experts_it_needs():
+    """Past warm-up, a record is predicted by at most top_k + probes experts; every expert is
+    still asked regularly (the probe rotation), and probes >= max_experts asks them all."""
+    asked_counts, asked_ever = [], set()
+    model = make_model("adaptive", seed=0, initial_experts=6, max_experts=6, top_k=2, probes=1,
+                       warmup=100)
+    for x, y in _stream(1500):
+        probas = model._scores(x)[1]
+        asked = [i for i, p in enumerate(probas) if p is not None]
+        asked_counts.append(len(asked))
+        asked_ever.update(asked)
+        model.learn_one(x, y)
+    assert max(asked_counts[200:]) <= 3 and asked_counts[0] == 6   # all warm up at first
+    assert asked_ever == set(range(6))
+    everyone = make_model("adaptive", seed=0, initial_experts=6, max_experts=6, probes=6)
+    x, y = _stream(1)[0]
+    everyone.learn_one(x, y)
+    assert all(p is not None for p in everyone._scores(x)[1])

@@ -133,3 +133,21 @@ def test_exp_weights_resizes():
     assert abs(r.weights({}).sum() - 1) < 1e-12 and r.n_experts == 2
     with pytest.raises(ValueError):
         ExpWeightsRouter(alpha=1.0)
+
+
+def test_driftmoe_unobserved_outputs_do_not_train():
+    """With ``observed``, the mask entries of experts not asked are ignored: any value there
+    gives bit-identical weights, and all-observed equals the default (the paper's full mask)."""
+    xs = records(300, seed=4)
+    a, b, full, default = (DriftMoERouter(n_experts=2, hidden=(8,), batch_size=32, seed=3)
+                           for _ in range(4))
+    for x in xs:
+        a.learn(x, np.array([1.0, 0.0]), observed=np.array([1.0, 0.0]))
+        b.learn(x, np.array([1.0, 1.0]), observed=np.array([1.0, 0.0]))
+        full.learn(x, right_expert(x), observed=np.ones(2))
+        default.learn(x, right_expert(x))
+    probe = {"x1": 2.0, "x2": 7.0}
+    assert a.weights(probe).tolist() == b.weights(probe).tolist()
+    assert full.weights(probe).tolist() == default.weights(probe).tolist()
+    with pytest.raises(ValueError, match="observed shape"):
+        a.learn(probe, np.zeros(2), observed=np.ones(3))
