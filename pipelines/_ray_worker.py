@@ -46,6 +46,7 @@ from typing import Any
 
 from pipelines import _kafka_io as kio
 from pipelines.checkpoint import read_bytes, seal, unseal, write_atomic
+from pipelines._status import RayMetrics, partition_status
 from pipelines.host import ModelHost, Prediction
 from pipelines.label_join import DEFAULT_MAX_SIZE, DEFAULT_TTL_S, LabelJoiner
 from pipelines.model import AdaptiveModel, make_model
@@ -57,6 +58,7 @@ LABELS_SCHEMA = "driftflow.ray-labels/1"
 # One poll returns at most this many messages: ~0.3 s of model work at ~600 us a record, so a
 # stop request or a timed checkpoint is never far off, while the fetch overhead stays amortised.
 POLL_MAX_RECORDS = 500
+METRICS_PERIOD_S = 2.0     # how often a worker publishes its Ray metrics
 # How long one poll waits when nothing is there; short so an idle bounded run notices its end.
 POLL_TIMEOUT_MS = 200
 # Producer flush bound: a one-node broker acknowledges a batch in milliseconds; 60 s only
@@ -160,6 +162,15 @@ def load_partition(blob: bytes, target: str) -> _PartitionState:
     return _PartitionState(host, decoder, doc["next_offset"])
 
 
+def _ray_metrics(topic: str, restored: dict[int, dict[str, float]]) -> RayMetrics | None:
+    """Ray metrics when running inside Ray (an actor), else None."""
+    try:
+        import ray
+    except ImportError:
+        return None
+    return RayMetrics(topic, restored) if ray.is_initialized() else None
+
+
 class PartitionWorker:
     """Consumes ``partitions`` of ``job.topic`` (manual assignment), runs the data path, produces
     predictions, drift events and dead letters, and checkpoints each partition."""
@@ -206,6 +217,8 @@ class PartitionWorker:
         self._label_backlog: dict[int, collections.deque] = {}   # read, not yet applied
         if job.labels_topic:
             self._open_labels()
+        self._ray_metrics = _ray_metrics(job.topic, self.status())
+        self._published_at = 0.0
 
     def _open_labels(self) -> None:
         """Assign every partition of the labels topic; resume from the labels checkpoint."""
@@ -260,7 +273,21 @@ class PartitionWorker:
         return {"pid": os.getpid(), "started_at": self.started_at,
                 "first_output_at": self.first_output_at, "checkpoints": self.checkpoints,
                 "next_offsets": {p: s.next_offset for p, s in self._state.items()},
-                "label_offsets": dict(self._label_offsets), "labels_read": self.labels_read}
+                "label_offsets": dict(self._label_offsets), "labels_read": self.labels_read,
+                "status": self.status()}
+
+    def status(self) -> dict[int, dict[str, float]]:
+        """Per partition: records in, predictions, dead letters, drifts, lag, windowed accuracy,
+        experts and checkpoint age (see `pipelines._status`)."""
+        return {p: partition_status(s.host, s.next_offset, self._consumer.highwater(self._tps[p]),
+                                    self._last_checkpoint)
+                for p, s in self._state.items()}
+
+    def _publish_metrics(self) -> None:
+        now = time.monotonic()
+        if self._ray_metrics is not None and now - self._published_at >= METRICS_PERIOD_S:
+            self._ray_metrics.publish(self.status())
+            self._published_at = now
 
     def stop(self) -> None:
         """Ask `run` to finish at the next poll (final checkpoint included)."""
@@ -296,7 +323,10 @@ class PartitionWorker:
                     self._fill_labels(None)
                     self._apply_labels(caught_up=True)
             self._maybe_checkpoint()
+            self._publish_metrics()
         self.checkpoint(final=True)
+        self._published_at = 0.0
+        self._publish_metrics()
         seconds = time.perf_counter() - t0
         out = {p: {"summary": s.host.summary(seconds), "metrics": s.host.metrics,
                    "next_offset": s.next_offset} for p, s in self._state.items()}

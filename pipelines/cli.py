@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from typing import Any, Callable
@@ -46,8 +47,10 @@ def _run_ray(args: argparse.Namespace) -> int:
                    checkpoint_seconds=args.checkpoint_seconds, exactly_once=args.exactly_once,
                    labels_topic=args.labels_topic, label_buffer=args.label_buffer,
                    label_ttl=args.label_ttl)
+    if not args.quiet and not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     metrics = run_ray(job, actors=args.actors, until_end=args.until_end, out_dir=args.out,
-                      address=args.ray_address)
+                      address=args.ray_address, status_seconds=args.status_every)
     _print_summary(metrics, args.out)
     return 0
 
@@ -143,6 +146,8 @@ def _parser() -> argparse.ArgumentParser:
     ray = run.add_argument_group("ray runtime (--source kafka:TOPIC)")
     ray.add_argument("--runtime", choices=("local", "ray"), default="local")
     ray.add_argument("--actors", type=int, default=1, help="Ray actors (partition groups)")
+    ray.add_argument("--status-every", type=float, default=5.0, metavar="SECONDS",
+                     help="log a one-line status this often (default 5; --quiet turns it off)")
     ray.add_argument("--until-end", action="store_true",
                      help="stop at the topic's end offsets seen at start (else run until Ctrl-C)")
     ray.add_argument("--bootstrap", **boot)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import signal
 import threading
@@ -19,6 +20,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from pipelines import _kafka_io as kio
+from pipelines._status import status_line
 from pipelines._ray_worker import KafkaJob, PartitionWorker
 from pipelines.checkpoint import KEY_ENV
 from pipelines.evaluate import PrequentialMetrics
@@ -29,6 +31,9 @@ __all__ = ["KafkaJob", "PartitionWorker", "group_partitions", "merge_results", "
 # A restarted actor is retried this often per call before the driver gives up: enough for a
 # few crashes in a run, bounded so a worker that dies on every start fails the job.
 MAX_TASK_RETRIES = 10
+STATUS_PERIOD_S = 5.0      # the driver logs a one-line status this often
+
+log = logging.getLogger("driftflow")
 
 
 def group_partitions(partitions: list[int], n_groups: int) -> list[list[int]]:
@@ -124,6 +129,30 @@ def _label_totals(parts: dict[int, dict[str, Any]],
             "labels_read": read, "labels_invalid": max(w["invalid"] for w in workers)}
 
 
+def _await_with_status(refs: list[Any], workers: list[tuple[Any, list[int]]], t0: float,
+                       every: float) -> list[Any]:
+    """``ray.get(refs)``, logging `status_line` over every worker's partitions each ``every``
+    seconds meanwhile. A worker that is restarting does not answer in time and is left out of
+    that line."""
+    import ray
+
+    pending = list(refs)
+    while pending:
+        _, pending = ray.wait(pending, num_returns=len(pending), timeout=every)
+        if not pending:
+            break
+        statuses: dict[int, dict[str, float]] = {}
+        asks = [w.progress.remote() for w, _ in workers]
+        ready, _ = ray.wait(asks, num_returns=len(asks), timeout=min(every, 2.0))
+        for ref in ready:
+            try:
+                statuses.update(ray.get(ref)["status"])
+            except ray.exceptions.RayError:
+                continue
+        log.info(status_line(statuses, time.perf_counter() - t0))
+    return ray.get(refs)
+
+
 @contextlib.contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
     """Within the block SIGTERM raises KeyboardInterrupt, so the workers stop with a final
@@ -142,11 +171,13 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 
 def run_ray(job: KafkaJob, *, actors: int = 1, until_end: bool = True,
-            out_dir: str | None = None, address: str | None = None) -> dict[str, Any]:
+            out_dir: str | None = None, address: str | None = None,
+            status_seconds: float = STATUS_PERIOD_S) -> dict[str, Any]:
     """Run ``job`` on Ray (the current instance, else ``address`` or ``RAY_ADDRESS``, else a new
     local one);
     return (and with ``out_dir`` write) the merged ``metrics.json`` fields. Without
-    ``until_end`` it runs until interrupted (Ctrl-C stops the workers with a final checkpoint)."""
+    ``until_end`` it runs until interrupted (Ctrl-C stops the workers with a final checkpoint).
+    Every ``status_seconds`` the driver logs one status line (logger ``driftflow``, INFO)."""
     import ray
 
     started_ray = not ray.is_initialized()
@@ -160,7 +191,7 @@ def run_ray(job: KafkaJob, *, actors: int = 1, until_end: bool = True,
         refs = [w.run.remote(until_end) for w, _ in workers]
         try:
             with _sigterm_as_interrupt():
-                results = ray.get(refs)
+                results = _await_with_status(refs, workers, t0, status_seconds)
         except KeyboardInterrupt:   # Ctrl-C, or SIGTERM (what `ray job stop` sends)
             ray.get([w.stop.remote() for w, _ in workers])
             results = ray.get(refs)

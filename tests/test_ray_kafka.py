@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import logging
 import pickle
+import re
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 
@@ -41,22 +45,52 @@ def _in_ci() -> bool:
 
 
 @pytest.fixture(scope="module")
-def ray_local() -> Iterator[None]:
-    """A small real local Ray instance for this module (2 CPUs, no dashboard)."""
+def ray_local() -> Iterator[int]:
+    """A small real local Ray instance for this module (2 CPUs, no dashboard); yields the port
+    its metrics agent serves Prometheus text on."""
     try:
         import ray
 
+        metrics_port = _free_port()
         # workers inherit OPENBLAS_NUM_THREADS=1 (set by `import pipelines`) from this process
         # "local": always a fresh instance, never a cluster left by `ray start` on this machine
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 _metrics_export_port=metrics_port)
     except Exception as exc:  # noqa: BLE001 - any failure to start decides fail vs skip
         if _in_ci():
             pytest.fail(f"could not start Ray: {exc}", pytrace=False)
         pytest.skip(f"could not start Ray: {exc}")
     try:
-        yield
+        yield metrics_port
     finally:
         ray.shutdown()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _scrape(port: int, metric: str, topic: str, deadline_s: float) -> dict[str, float]:
+    """``{partition: value}`` of a Prometheus ``metric`` for ``topic``, summed over Ray workers,
+    polled until the partitions' values stop changing or ``deadline_s`` passes."""
+    pattern = re.compile(rf'^{metric}{{(.*)}} (\S+)$')
+    last: dict[str, float] = {}
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
+        values: dict[str, float] = {}
+        for line in text.decode().splitlines():
+            match = pattern.match(line)
+            if match and f'topic="{topic}"' in match.group(1):
+                part = re.search(r'partition="(\d+)"', match.group(1)).group(1)
+                values[part] = values.get(part, 0.0) + float(match.group(2))
+        if values and values == last:
+            return values
+        last = values
+        time.sleep(2.0)
+    return last
 
 
 def _topic(prefix: str) -> str:
@@ -223,6 +257,32 @@ def test_bounded_ray_run_writes_outputs_and_metrics(kafka_broker: str, ray_local
             assert consumer.committed(TopicPartition(topic, int(part))) == info["next_offset"]
     finally:
         consumer.close()
+
+
+def test_status_line_and_prometheus_metrics(kafka_broker: str, ray_local: int, tmp_path,
+                                           caplog) -> None:
+    """The driver logs a one-line status while the job runs, and the workers' Ray metrics reach
+    the metrics agent's Prometheus endpoint: records in per partition add up to the topic."""
+    from pipelines.ray_runner import run_ray
+
+    topic = _topic("ray-metrics")
+    ids = _produce(kafka_broker, topic, 3000, bad=BAD_LINES)
+    job = KafkaJob(kafka_broker, topic, seed=5, checkpoint_dir=str(tmp_path / "ckpt"))
+    with caplog.at_level(logging.INFO, logger="driftflow"):
+        metrics = run_ray(job, actors=2, until_end=True, status_seconds=0.5)
+    lines = [r.getMessage() for r in caplog.records if r.name == "driftflow"]
+    assert lines and all(line.startswith("driftflow: ") for line in lines)
+    assert any(re.search(r"in [1-9][\d,]*, predictions", line) for line in lines)
+
+    records_in = _scrape(ray_local, "ray_driftflow_records_in_total", topic, deadline_s=60.0)
+    assert sorted(records_in) == ["0", "1", "2", "3"]
+    assert sum(records_in.values()) == metrics["records"] == len(ids) + len(BAD_LINES)
+    dead = _scrape(ray_local, "ray_driftflow_dead_letters_total", topic, deadline_s=10.0)
+    assert sum(dead.values()) == len(BAD_LINES)
+    lag = _scrape(ray_local, "ray_driftflow_lag", topic, deadline_s=10.0)
+    assert set(lag.values()) == {0.0}                                # read to the end
+    accuracy = _scrape(ray_local, "ray_driftflow_windowed_accuracy", topic, deadline_s=10.0)
+    assert all(0.6 < a <= 1.0 for a in accuracy.values())
 
 
 def _probe_predictions(blob: bytes, probe: list[dict]) -> list[dict]:
