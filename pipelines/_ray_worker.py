@@ -40,6 +40,7 @@ import collections
 import dataclasses
 import os
 import pickle
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -67,10 +68,14 @@ FLUSH_TIMEOUT_S = 60.0
 # Labels read ahead of the records (replaying a backlog) wait in memory until the records catch
 # up with their timestamps: 10,000 label messages are a few MB; past it the reader stops reading.
 LABEL_BACKLOG_MAX = 10_000
-# Polls of the labels topic per records batch, and how long each may wait for a fetch: enough to
-# read a batch's worth of labels (each worker reads every label partition) without stalling.
-LABEL_POLLS_MAX = 20
+# Before a records batch is learned, the labels reader reads until it holds a label newer than
+# the batch (or the labels topic is drained): then which labels a record sees is fixed by the
+# timestamps, not by fetch timing, and a replay is deterministic. It waits at most this long for
+# labels that are behind (a live label feed may lag; they are then applied when they come), in
+# polls of LABEL_POLL_TIMEOUT_MS.
+LABEL_WAIT_S = 30.0
 LABEL_POLL_TIMEOUT_MS = 50
+LABEL_DRAIN_POLLS = 20
 
 
 @dataclass(frozen=True)
@@ -212,9 +217,11 @@ class PartitionWorker:
         self._label_offsets: dict[int, int] = {}
         self.labels_read = 0
         self.labels_invalid = 0
+        self.label_waits_timed_out = 0
         self._labels_since = 0
         self._frontier = -1               # newest record timestamp read (ms)
         self._label_backlog: dict[int, collections.deque] = {}   # read, not yet applied
+        self._label_newest: dict[int, int] = {}   # newest label timestamp read, per partition
         if job.labels_topic:
             self._open_labels()
         self._ray_metrics = _ray_metrics(job.topic, self.status())
@@ -333,7 +340,7 @@ class PartitionWorker:
         if self._orphans is not None:
             out[self.partitions[0]]["worker_labels"] = {
                 "read": self.labels_read, "invalid": self.labels_invalid,
-                "orphan_joined": self._orphans.joined, "orphans_dropped": self._orphans.orphaned,
+                "waits_timed_out": self.label_waits_timed_out, "orphan_joined": self._orphans.joined, "orphans_dropped": self._orphans.orphaned,
                 "orphans_held": self._orphans.orphans}
         return out
 
@@ -370,29 +377,41 @@ class PartitionWorker:
             self.first_output_at = time.time()
 
     def _fill_labels(self, upto: int | None) -> None:
-        """Read labels into the backlog until it holds one newer than ``upto`` (a timestamp in
-        ms; None: just what is there now), the topic is drained, or the backlog is full."""
-        backlog = self._label_backlog
-        for _ in range(LABEL_POLLS_MAX):
-            size = sum(len(q) for q in backlog.values())
-            newest = max((q[-1].timestamp or 0 for q in backlog.values() if q), default=-1)
-            if size >= LABEL_BACKLOG_MAX or (upto is not None and newest > upto):
+        """Read labels into the backlog until every labels partition holds one newer than
+        ``upto`` (a timestamp in ms) or is read to its high watermark, the backlog is full, or
+        `LABEL_WAIT_S` passed (counted in ``label_waits_timed_out``). ``upto=None``: just what
+        is there now (up to `LABEL_DRAIN_POLLS` polls)."""
+        deadline = time.monotonic() + LABEL_WAIT_S
+        for _ in range(LABEL_DRAIN_POLLS if upto is None else sys.maxsize):
+            if upto is not None and self._labels_cover(upto):
+                return
+            if sum(len(q) for q in self._label_backlog.values()) >= LABEL_BACKLOG_MAX:
+                return
+            if time.monotonic() > deadline:
+                self.label_waits_timed_out += 1
                 return
             got = self._labels.poll(timeout_ms=LABEL_POLL_TIMEOUT_MS if upto is not None else 0,
                                     max_records=POLL_MAX_RECORDS)
-            if not got and self._labels_drained():
+            if upto is None and not got and self._labels_drained():
                 return
             for tp, messages in got.items():
-                backlog.setdefault(tp.partition, collections.deque()).extend(messages)
+                self._label_backlog.setdefault(tp.partition, collections.deque()).extend(messages)
+                self._label_newest[tp.partition] = max(self._label_newest.get(tp.partition, -1),
+                                                       max(m.timestamp or 0 for m in messages))
+
+    def _labels_cover(self, upto: int) -> bool:
+        """Whether no label with a timestamp <= ``upto`` can still be unread."""
+        return all(self._label_newest.get(tp.partition, -1) > upto or self._drained(tp)
+                   for tp in self._label_tps)
+
+    def _drained(self, tp: Any) -> bool:
+        hw = self._labels.highwater(tp)
+        return hw is not None and self._labels.position(tp) >= hw
 
     def _labels_drained(self) -> bool:
         """Whether the labels reader is at every partition's last known high watermark (an
         empty poll may only mean a fetch still in flight)."""
-        for tp in self._label_tps:
-            hw = self._labels.highwater(tp)
-            if hw is None or self._labels.position(tp) < hw:
-                return False
-        return True
+        return all(self._drained(tp) for tp in self._label_tps)
 
     def _caught_up(self, ends: dict[int, int] | None) -> bool:
         """Whether the records are read to their end (a bounded run's ``ends``) or to the last

@@ -126,7 +126,8 @@ def _label_totals(parts: dict[int, dict[str, Any]],
             "labels_expired": sum(s.get("labels_expired", 0) for s in summaries.values()),
             "labels_orphaned": max(0, valid - joined),
             "labels_pending": sum(s.get("labels_pending", 0) for s in summaries.values()),
-            "labels_read": read, "labels_invalid": max(w["invalid"] for w in workers)}
+            "labels_read": read, "labels_invalid": max(w["invalid"] for w in workers),
+            "label_waits_timed_out": sum(w["waits_timed_out"] for w in workers)}
 
 
 def _await_with_status(refs: list[Any], workers: list[tuple[Any, list[int]]], t0: float,
