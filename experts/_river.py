@@ -51,5 +51,10 @@ class RiverExpert:
             self._bytes_at = self._n_learned
         return self._bytes
 
+    def __getstate__(self) -> dict:
+        # the size estimate walks the object graph, so it depends on how objects are shared,
+        # which a restore changes: not state, measured afresh after a restore
+        return {**self.__dict__, "_bytes": -1, "_bytes_at": 0}
+
     def __repr__(self) -> str:
         return f"RiverExpert({self.template!r})"

@@ -175,6 +175,7 @@ def _parser() -> argparse.ArgumentParser:
     for name, module, text in (
         ("bench", "bench.harness", "benchmark driftflow against River's ensembles"),
         ("bench-detectors", "bench.detectors", "score every drift detector on known change points"),
+        ("bench-kafka", "bench.kafka_ray", "Kafka -> Ray -> Kafka throughput, actors and restart"),
     ):
         sub = commands.add_parser(name, help=text, add_help=False)
         sub.add_argument("rest", nargs=argparse.REMAINDER)

@@ -18,12 +18,17 @@ and offers ``events()``, ``snapshot()`` and ``AdaptiveModel.restore()``.
 """
 from __future__ import annotations
 
+import copyreg
+import io
 import pickle
+import random
+import sys
 from collections import deque
 from typing import Any, ClassVar, Hashable
 
 import numpy as np
 from river import base
+from river.proba.base import Distribution
 
 import detectors
 import experts
@@ -34,6 +39,64 @@ from pipelines.checkpoint import seal, unseal
 SNAPSHOT_SCHEMA = "driftflow.model/1"
 
 Features = dict[str, Any]
+
+
+# Two things make equal model states pickle to different bytes, and a snapshot pins both:
+# - River's distributions (e.g. a tree leaf's per-class Gaussians) draw an unseeded
+#   ``random.Random`` each, seeded from OS entropy and used only by ``sample()``, which no learner
+#   here calls: pinned to one fixed generator;
+# - pickle shares equal strings only when they are the same object, and a restored model's
+#   strings are other objects than a fresh one's: the names and string values in every object's
+#   state are interned, so sharing follows the values; likewise a restored numpy
+#   array carries a dtype object of its own, so arrays are written by dtype name, shape and bytes.
+_PINNED_RNG = random.Random(0)
+
+
+def _array(dtype: str, shape: tuple[int, ...], data: bytes) -> np.ndarray:
+    return np.frombuffer(data, dtype=dtype).reshape(shape).copy()
+
+
+def _interned(value: Any) -> Any:
+    """``value`` (an object's pickled state) with the strings in it and in its nested dicts,
+    lists and tuples interned."""
+    kind = type(value)
+    if kind is str:
+        return sys.intern(value)
+    if kind is dict:
+        return {_interned(k): _interned(v) for k, v in value.items()}
+    if kind is list or kind is tuple:
+        return kind(_interned(v) for v in value)
+    return value
+
+
+class _CanonicalPickler(pickle.Pickler):
+    def reducer_override(self, obj: Any) -> Any:
+        cls = type(obj)
+        if cls is np.ndarray and not obj.dtype.hasobject:
+            return _array, (obj.dtype.str, obj.shape, obj.tobytes())
+        if cls is deque:
+            return deque, (_interned(list(obj)), obj.maxlen)
+        if isinstance(obj, type) or cls in copyreg.dispatch_table:
+            return NotImplemented
+        try:
+            reduced = obj.__reduce_ex__(5)
+        except TypeError:
+            return NotImplemented
+        if not (isinstance(reduced, tuple) and len(reduced) > 2
+                and isinstance(reduced[2], (dict, tuple))):
+            return NotImplemented
+        state = _interned(reduced[2])
+        if isinstance(obj, Distribution) and obj.seed is None and "_rng" in state:
+            state["_rng"] = _PINNED_RNG
+        return (*reduced[:2], state, *reduced[3:])
+
+
+def canonical_pickle(obj: Any) -> bytes:
+    """``pickle.dumps(obj, protocol=5)`` with unseeded River distributions' generators pinned
+    (see ``_PINNED_RNG``): equal states give equal bytes."""
+    buffer = io.BytesIO()
+    _CanonicalPickler(buffer, protocol=5).dump(obj)
+    return buffer.getvalue()
 
 
 def _argmax(proba: dict[Hashable, float]) -> Hashable | None:
@@ -117,7 +180,7 @@ class AdaptiveModel(base.Classifier):
     # -- snapshot ------------------------------------------------------------------------------
     def snapshot(self, key: bytes | str | None = None) -> bytes:
         """The whole model state in the versioned (and, with a key, signed) envelope."""
-        return seal(pickle.dumps(self, protocol=5), schema=SNAPSHOT_SCHEMA, key=key,
+        return seal(canonical_pickle(self), schema=SNAPSHOT_SCHEMA, key=key,
                     meta={"model": self.name, "records": self._n_learned})
 
     @classmethod

@@ -356,6 +356,10 @@ def test_sigkill_actor_recovers_to_identical_models(kafka_broker: str, ray_local
         assert got_state.host.records == want_state.host.records        # exactly once in state
         assert got_state.host.metrics.correct == want_state.host.metrics.correct
         assert _probe_predictions(got, probe) == _probe_predictions(want, probe)
+        # the model snapshots are identical byte for byte (the envelope's header holds the time)
+        got_model = pickle.loads(unseal(got)[1])["model"]
+        want_model = pickle.loads(unseal(want)[1])["model"]
+        assert unseal(got_model)[1] == unseal(want_model)[1]
     merged = {p: r for result in results for p, r in result.items()}
     assert sum(r["summary"]["records"] for r in merged.values()) == len(ids)
     assert pickle.loads(unseal(got)[1])["topic"] == topic

@@ -1,0 +1,27 @@
+"""Smoke run of the Kafka -> Ray -> Kafka benchmark on the real broker and a real local Ray."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bench import kafka_ray
+
+pytestmark = pytest.mark.integration
+
+
+def test_kafka_benchmark_writes_its_report(kafka_broker: str, tmp_path) -> None:
+    n = 3000
+    assert kafka_ray.main(["--records", str(n), "--checkpoint-every", "200",
+                           "--out-dir", str(tmp_path), "--quiet"]) == 0
+    result = json.loads((tmp_path / "kafka.json").read_text())
+    memory, (one, two) = result["in_memory"], result["ray"]
+    assert memory["records"] == one["records"] == two["records"] == n
+    # the same models on the same partitions: every runner predicts identically
+    assert one["accuracy"] == two["accuracy"] == pytest.approx(memory["accuracy"], abs=1e-12)
+    assert memory["accuracy"] > 0.75
+    assert 0 < result["restart"]["restart_seconds"] < kafka_ray.KILL_WAIT_S
+    assert result["restart"]["records_after_recovery"] >= n
+    assert result["ratios"]["two_actors_over_one"] > 0
+    text = (tmp_path / "KAFKA.md").read_text()
+    assert "Kafka -> Ray, 2 actors" in text and "x in-memory" in text
