@@ -98,6 +98,10 @@ SMOKE_MEM_RECORDS = 500  # a smoke run should stay quick; tracemalloc costs 3-8x
 _CHUNK = 1_000  # records between progress-bar updates inside the timed loop
 
 
+# Written by hand after a run: what the figures mean, targets met or missed, where time goes.
+ANALYSIS = Path(__file__).resolve().parent / "ANALYSIS.md"
+
+
 def datasets_dir() -> Path:
     """``$DRIFTFLOW_DATASETS`` or ``shared/datasets`` beside the repository clone."""
     env = os.environ.get("DRIFTFLOW_DATASETS")
@@ -449,6 +453,8 @@ def write_markdown(path: Path, meta: dict[str, Any], per_stream: dict[str, Any],
         "River's default `HoeffdingTreeClassifier(grace_period=50, delta=0.01)`).",
         "", "## Summary (means over streams)", "", summary_table(summary), "",
     ]
+    if ANALYSIS.exists():   # the hand-written reading of these figures (targets, profile)
+        lines += [ANALYSIS.read_text(encoding="utf-8").strip(), ""]
     for label, entry in per_stream.items():
         lines += [f"## {label}", ""]
         if entry["errors"]:

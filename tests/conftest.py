@@ -5,6 +5,12 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
+
+# Shared, noisy 2-core machines: a property example that takes longer than hypothesis's 200 ms
+# default deadline is load, not a failure; the properties are about behaviour, not speed.
+settings.register_profile("driftflow", deadline=None)
+settings.load_profile("driftflow")
 
 
 def _in_ci() -> bool:
