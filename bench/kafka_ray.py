@@ -80,16 +80,17 @@ def in_memory(bootstrap: str, topic: str, model: str, seed: int, n: int) -> dict
     if got < n:
         raise RuntimeError(f"read {got} of {n} messages from {topic}")
     t0 = time.perf_counter()
-    correct = 0
+    hosts = []
     for p, ms in sorted(messages.items()):
         host = ModelHost(make_model(model, seed=seed + p))
         decode = JsonDecoder(target="y")
         for m in ms:
-            pred = host.process(decode(m.value, m.offset, m.partition))
-            correct += getattr(pred, "y_pred", None) == getattr(pred, "y_true", 0)
+            host.process(decode(m.value, m.offset, m.partition))
+        hosts.append(host)
     seconds = time.perf_counter() - t0
+    accuracy = sum(h.metrics.correct for h in hosts) / sum(h.metrics.n for h in hosts)
     return {"records": got, "seconds": seconds, "records_per_s": got / seconds,
-            "accuracy": correct / got}
+            "accuracy": accuracy}
 
 
 def on_ray(bootstrap: str, topic: str, model: str, seed: int, actors: int,

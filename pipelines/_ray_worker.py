@@ -290,9 +290,11 @@ class PartitionWorker:
                                     self._last_checkpoint)
                 for p, s in self._state.items()}
 
-    def _publish_metrics(self) -> None:
+    def _publish_metrics(self, force: bool = False) -> None:
+        """Ray metrics, at most every `METRICS_PERIOD_S` unless ``force``."""
         now = time.monotonic()
-        if self._ray_metrics is not None and now - self._published_at >= METRICS_PERIOD_S:
+        due = force or now - self._published_at >= METRICS_PERIOD_S
+        if self._ray_metrics is not None and due:
             self._ray_metrics.publish(self.status())
             self._published_at = now
 
@@ -332,15 +334,15 @@ class PartitionWorker:
             self._maybe_checkpoint()
             self._publish_metrics()
         self.checkpoint(final=True)
-        self._published_at = 0.0
-        self._publish_metrics()
+        self._publish_metrics(force=True)
         seconds = time.perf_counter() - t0
         out = {p: {"summary": s.host.summary(seconds), "metrics": s.host.metrics,
                    "next_offset": s.next_offset} for p, s in self._state.items()}
         if self._orphans is not None:
             out[self.partitions[0]]["worker_labels"] = {
                 "read": self.labels_read, "invalid": self.labels_invalid,
-                "waits_timed_out": self.label_waits_timed_out, "orphan_joined": self._orphans.joined, "orphans_dropped": self._orphans.orphaned,
+                "waits_timed_out": self.label_waits_timed_out,
+                "orphan_joined": self._orphans.joined, "orphans_dropped": self._orphans.orphaned,
                 "orphans_held": self._orphans.orphans}
         return out
 

@@ -15,7 +15,7 @@ from pipelines.host import ModelHost
 
 # Counters only grow: published as the increase since the last publish.
 _COUNTERS = {
-    "records_in": "records read from the partition (every one becomes a prediction or a dead letter)",
+    "records_in": "records read (each becomes a prediction, a dead letter or a counted skip)",
     "predictions": "predictions produced",
     "dead_letters": "dead letters produced (bad records, with their reason)",
     "drifts": "drifts detected",
@@ -54,7 +54,8 @@ class RayMetrics:
 
         tags = ("topic", "partition")
         self.topic = topic
-        self._counters = {k: Counter(f"driftflow_{k}", d, tag_keys=tags) for k, d in _COUNTERS.items()}
+        self._counters = {k: Counter(f"driftflow_{k}", d, tag_keys=tags)
+                          for k, d in _COUNTERS.items()}
         self._gauges = {k: Gauge(f"driftflow_{k}", d, tag_keys=tags) for k, d in _GAUGES.items()}
         self._published = {(p, k): status[k] for p, status in restored.items() for k in _COUNTERS}
 

@@ -92,8 +92,8 @@ class _CanonicalPickler(pickle.Pickler):
 
 
 def canonical_pickle(obj: Any) -> bytes:
-    """``pickle.dumps(obj, protocol=5)`` with unseeded River distributions' generators pinned
-    (see ``_PINNED_RNG``): equal states give equal bytes."""
+    """``pickle.dumps(obj, protocol=5)`` made independent of object identity (see the comment
+    above ``_PINNED_RNG``): equal states give equal bytes."""
     buffer = io.BytesIO()
     _CanonicalPickler(buffer, protocol=5).dump(obj)
     return buffer.getvalue()
@@ -434,15 +434,15 @@ class Adaptive(AdaptiveModel):
     # -- predict and learn ---------------------------------------------------------------------
     def _scores(self, x: Features) -> tuple[np.ndarray, list[dict[Hashable, float] | None],
                                               dict[Hashable, float]]:
-        """Mixture scores (router weight x recent accuracy), the asked experts' probabilities
-        (``None`` for the others, see ``probes``) and the top-k mixture, computed once per record
-        for predict and the learn that follows."""
+        """The top-k experts by mixture score (router weight x recent accuracy), the asked
+        experts' probabilities (``None`` for the others, see ``probes``) and the top-k mixture,
+        computed once per record for predict and the learn that follows."""
         cached = self._cache.get(x)
         if cached is None:
             scores = self._router.weights(x) * self._pool.accuracies()
             top = np.argsort(-scores, kind="stable")[: self.top_k]
             probas = self._pool.predict_all(x, which=self._asked(top))
-            cached = self._cache.put(x, (scores, probas, self._mixture(scores, top, probas)))
+            cached = self._cache.put(x, (top, probas, self._mixture(scores, top, probas)))
         return cached
 
     def _asked(self, top: np.ndarray) -> list[int]:
@@ -471,20 +471,20 @@ class Adaptive(AdaptiveModel):
         return dict(self._scores(x)[2])
 
     def learn_one(self, x: Features, y: Hashable, **kwargs: Any) -> None:
-        scores, probas, mixture = self._scores(x)
+        top, probas, mixture = self._scores(x)
         prediction = _argmax(mixture)
         self._pool.record_outcomes(probas, y)
         asked = np.fromiter((p is not None for p in probas), dtype=np.float64, count=len(probas))
         mask = correctness_mask(probas, y)
         self._router.learn(x, mask, observed=asked)
-        self._train_experts(x, y, scores)
+        self._train_experts(x, y, top)
         self._recent.append((x, y))
         self._watch(prediction != y, mask, asked, y)
         self._cache.clear()
         self._n_learned += 1
 
-    def _train_experts(self, x: Features, y: Hashable, scores: np.ndarray) -> None:
-        chosen = set(np.argsort(-scores, kind="stable")[: self.top_k].tolist())
+    def _train_experts(self, x: Features, y: Hashable, top: np.ndarray) -> None:
+        chosen = set(top.tolist())
         chosen.update(np.flatnonzero(self._pool.ages < self.warmup).tolist())
         for i in sorted(chosen):
             w = self._rng.poisson(self.bagging_lambda) if self.bagging_lambda > 0 else 1

@@ -115,7 +115,8 @@ class DriftMoERouter:
         self._buffer_mask.clear()
         self._buffer_seen.clear()
         if M.shape[1] and n_seen:
-            # d mean(BCE-with-logits over observed outputs) / d z = (sigmoid(z) - mask) * seen / n_seen
+            # d mean(BCE-with-logits over observed outputs) / d z
+            #   = (sigmoid(z) - mask) * seen / n_seen
             self._net.train_step(X, lambda z: (_sigmoid(z) - M) * seen / n_seen, self._rng)
         self._n_steps += 1
 
