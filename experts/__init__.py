@@ -15,6 +15,7 @@ from ._features import FeatureVectorizer
 from ._mlp import MLPExpert
 from ._pool import ExpertPool
 from ._river import RiverExpert
+from ._vector_nb import VectorNBHoeffdingTree
 
 # The DriftMoE paper's tree settings (MOA through CapyMOA): grace period 50, split confidence
 # 1e-7 (River's ``delta``), multiway nominal splits, naive-Bayes-adaptive leaves. River's own
@@ -23,8 +24,10 @@ PAPER_TREE = {"grace_period": 50, "delta": 1e-7, "binary_split": False, "leaf_pr
 
 
 def hoeffding_tree(seed: int = 0, **overrides: Any) -> RiverExpert:
-    """Hoeffding tree with the paper's settings (deterministic: ``seed`` is unused)."""
-    return RiverExpert(tree.HoeffdingTreeClassifier(**{**PAPER_TREE, **overrides}))
+    """Hoeffding tree with the paper's settings (deterministic: ``seed`` is unused): River's
+    tree with leaves that score naive Bayes in numpy, the same predictions several times
+    faster on many classes x features (see :mod:`experts._vector_nb`)."""
+    return RiverExpert(VectorNBHoeffdingTree(**{**PAPER_TREE, **overrides}))
 
 
 def hoeffding_adaptive_tree(seed: int = 0, **overrides: Any) -> RiverExpert:
@@ -61,5 +64,6 @@ __all__ = [
     "Label",
     "MLPExpert",
     "RiverExpert",
+    "VectorNBHoeffdingTree",
     "PAPER_TREE",
 ]

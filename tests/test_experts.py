@@ -180,3 +180,44 @@ def test_vectorizer_growth_nominal_missing_and_standardisation():
     assert pickle.loads(pickle.dumps(std)).transform({"a": 1.0}).tolist() == std.transform(
         {"a": 1.0}
     ).tolist()
+
+
+def _mixed_records(n: int, seed: int) -> list[tuple[dict, int]]:
+    """RandomRBF records (12 numeric features, 4 classes: 48 class x feature Gaussians) with a
+    nominal feature, some features missing and a few extreme values (densities that
+    underflow): every scoring branch."""
+    rng = np.random.default_rng(seed)
+    records = []
+    for x, y in synth.RandomRBF(seed_model=seed, seed_sample=seed, n_classes=4,
+                                n_features=12).take(n):
+        x = {str(k): v for k, v in x.items()}
+        x["colour"] = "red" if (y + rng.integers(2)) % 3 else "blue"
+        for k in rng.choice(12, size=rng.integers(3), replace=False):
+            del x[str(k)]
+        if rng.random() < 0.02:
+            x["0"] = 1e6
+        records.append((x, y))
+    return records
+
+
+@pytest.mark.parametrize("vector_cells", [1, 48, 10**6])
+def test_vector_nb_tree_equals_rivers_tree(vector_cells):
+    """The numpy leaves give River's probabilities (to 1e-12) on every record, with Poisson
+    weights, in vector mode from the start (1), past a threshold (48) and never (10**6)."""
+    from river import tree
+
+    from experts import PAPER_TREE, VectorNBHoeffdingTree
+
+    settings = {**PAPER_TREE, "delta": 1e-2}   # splits sooner: leaves inherit class counts
+    rivers = tree.HoeffdingTreeClassifier(**settings)
+    ours = VectorNBHoeffdingTree(vector_cells=vector_cells, **settings)
+    weights = np.random.default_rng(1).poisson(1.0, size=4000)
+    for (x, y), w in zip(_mixed_records(4000, seed=5), weights):
+        expected, got = rivers.predict_proba_one(x), ours.predict_proba_one(x)
+        assert got.keys() == expected.keys()
+        assert all(abs(got[k] - expected[k]) < 1e-12 for k in expected), (expected, got)
+        if w:
+            rivers.learn_one(x, y, w=float(w))
+            ours.learn_one(x, y, w=float(w))
+    assert ours.n_leaves == rivers.n_leaves > 1
+    assert ours.clone()._get_params() == {"vector_cells": vector_cells, **settings}
