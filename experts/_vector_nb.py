@@ -10,7 +10,8 @@ tree expert's time. :class:`VectorNBLeaf` changes two things and nothing else:
   updates, same operations in the same order) and scores them in one vector expression; below
   that, numpy's fixed cost per call is more than the Python loop, so it runs River's code;
 - ``learn_one`` reuses the naive-Bayes scores of a ``predict_proba_one`` on the same record and
-  the same leaf state (prequential evaluation asks for exactly that), instead of scoring again.
+  the same leaf state (prequential evaluation asks for exactly that), instead of scoring again;
+  the majority-class prediction skips River's ``deepcopy`` of the class counts.
 
 River's splitters are still updated (they choose the splits), so the tree is River's tree: the
 same splits, and probabilities equal to River's to ~1e-14 (a test checks it). River's scoring
@@ -53,7 +54,7 @@ class VectorNBLeaf(LeafNaiveBayesAdaptive):
     # -- learning ------------------------------------------------------------------------------
     def learn_one(self, x: dict, y: Hashable, *, w: float = 1.0, tree: Any = None) -> None:
         if self.is_active():
-            mc_pred = LeafMajorityClass.prediction(self, x)
+            mc_pred = self._majority()
             if len(self.stats) == 0 or max(mc_pred, key=mc_pred.get) == y:
                 self._mc_correct_weight += w
             nb_pred = self._naive_bayes(x)
@@ -202,7 +203,16 @@ class VectorNBLeaf(LeafNaiveBayesAdaptive):
     def prediction(self, x: dict, *, tree: Any = None) -> dict[Hashable, float]:
         if self.is_active() and self._nb_correct_weight >= self._mc_correct_weight:
             return self._naive_bayes(x)
-        return LeafMajorityClass.prediction(self, x)
+        return self._majority()
+
+    def _majority(self) -> dict[Hashable, float]:
+        """River's majority-class prediction, ``normalize_values_in_dict(stats, inplace=False)``
+        without its ``deepcopy`` (a third of a prediction's time on SEA)."""
+        total = sum(self.stats.values())
+        if total == 0 or math.isnan(total):
+            return dict(self.stats)
+        scale = 1 / total
+        return {label: weight * scale for label, weight in self.stats.items()}
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_last": None}   # a cache, not state
