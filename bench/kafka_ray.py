@@ -11,6 +11,10 @@ One run, one machine, so the figures are comparable as ratios:
   checkpoint); *end-to-end* adds actor start-up and the final flush (Ray itself is up already).
 - **restart**: one actor of a 2-actor run is SIGKILLed mid-stream; seconds from the kill to the
   first record its restarted incarnation processes (Ray restart + checkpoint restore + seek).
+- **clients**: kafka-python against confluent-kafka producing and consuming the same small JSON
+  messages (prediction-sized) in this process: microseconds of CPU per message on the calling
+  thread and on the client's other threads (kafka-python's run Python, under the GIL the model
+  needs; librdkafka's run C). This is why the worker's hot path uses confluent-kafka.
 
 Needs the broker (`driftflow infra kafka start`; started here when not running).
 ``python -m bench.kafka_ray`` writes ``bench/KAFKA.md`` and ``bench/kafka.json``.
@@ -91,6 +95,67 @@ def in_memory(bootstrap: str, topic: str, model: str, seed: int, n: int) -> dict
     accuracy = sum(h.metrics.correct for h in hosts) / sum(h.metrics.n for h in hosts)
     return {"records": got, "seconds": seconds, "records_per_s": got / seconds,
             "accuracy": accuracy}
+
+
+def clients(bootstrap: str, n: int) -> list[dict[str, Any]]:
+    """CPU per message of kafka-python and confluent-kafka, producing then consuming ``n``
+    prediction-sized messages to and from a new 4-partition topic."""
+    import confluent_kafka as ck
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+    topic = f"bench-clients-{uuid.uuid4().hex[:8]}"
+    infra_kafka.create_topic(topic, partitions=PARTITIONS, bootstrap=bootstrap)
+    values = [json.dumps({"id": i, "key": None, "partition": i % PARTITIONS, "offset": i,
+                          "y_pred": i % 2, "confidence": 0.8, "model_version": i}).encode()
+              for i in range(n)]
+
+    def kafka_python_produce() -> None:
+        producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20)
+        for i, value in enumerate(values):
+            producer.send(topic, value=value, partition=i % PARTITIONS)
+        producer.flush(timeout=READ_TIMEOUT_S)
+        producer.close()
+
+    def confluent_produce() -> None:
+        producer = ck.Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 20})
+        for i, value in enumerate(values):
+            producer.produce(topic, value=value, partition=i % PARTITIONS)
+            producer.poll(0)
+        producer.flush(READ_TIMEOUT_S)
+
+    def kafka_python_consume() -> None:
+        consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        consumer.assign([TopicPartition(topic, p) for p in range(PARTITIONS)])
+        consumer.seek_to_beginning()
+        read, deadline = 0, time.monotonic() + READ_TIMEOUT_S
+        while read < n and time.monotonic() < deadline:
+            read += sum(len(ms) for ms in consumer.poll(timeout_ms=200, max_records=500).values())
+        consumer.close()
+
+    def confluent_consume() -> None:
+        consumer = ck.Consumer({"bootstrap.servers": bootstrap, "group.id": topic,
+                                "enable.auto.commit": False})
+        consumer.assign([ck.TopicPartition(topic, p, ck.OFFSET_BEGINNING)
+                         for p in range(PARTITIONS)])
+        read, deadline = 0, time.monotonic() + READ_TIMEOUT_S
+        while read < n and time.monotonic() < deadline:
+            read += sum(m.error() is None for m in consumer.consume(500, 0.2))
+        consumer.close()
+
+    rows = []
+    # each produce writes n messages; each consume reads the first n of the topic
+    for client, action, work in (("kafka-python", "produce", kafka_python_produce),
+                                 ("confluent-kafka", "produce", confluent_produce),
+                                 ("kafka-python", "consume", kafka_python_consume),
+                                 ("confluent-kafka", "consume", confluent_consume)):
+        wall, own, total = time.perf_counter(), time.thread_time(), time.process_time()
+        work()
+        wall, own = time.perf_counter() - wall, time.thread_time() - own
+        others = time.process_time() - total - own
+        rows.append({"client": client, "action": action, "messages": n,
+                     "wall_us": wall / n * 1e6, "calling_thread_us": own / n * 1e6,
+                     "other_threads_us": others / n * 1e6})
+    return rows
 
 
 def on_ray(bootstrap: str, topic: str, model: str, seed: int, actors: int,
@@ -179,11 +244,13 @@ def run(stream: str, n: int, model: str, seed: int, checkpoint_every: int,
         recovery = restart(bootstrap, topic, model, seed, n, checkpoint_every)
     finally:
         ray.shutdown()
+    say("kafka-python against confluent-kafka ...")
+    client_costs = clients(bootstrap, n)
     one, two = runs
     return {
         "stream": stream, "records": n, "model": model, "seed": seed, "topic": topic,
         "checkpoint_every": checkpoint_every, "in_memory": memory, "ray": runs,
-        "restart": recovery,
+        "restart": recovery, "clients": client_costs,
         "ratios": {"kafka_1_actor_over_in_memory": one["records_per_s"] / memory["records_per_s"],
                    "two_actors_over_one": two["records_per_s"] / one["records_per_s"]},
     }
@@ -228,6 +295,18 @@ def write_report(result: dict[str, Any], command: str, out_dir: Path) -> Path:
         "replays from its last checkpoint, so the count may exceed the topic's; the models see "
         "each record once).",
     ]
+    lines += [
+        "", "## Client cost per message", "",
+        f"{result['records']:,} prediction-sized JSON messages produced, then consumed, by each "
+        "client in one process (microseconds per message). *calling thread*: CPU of the thread "
+        "that calls the client, the thread the model runs on; *other threads*: the client's "
+        "I/O threads (kafka-python's are Python and hold the GIL; librdkafka's are C).", "",
+        "| client | action | wall us | calling thread CPU us | other threads CPU us |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for row in result["clients"]:
+        lines.append(f"| {row['client']} | {row['action']} | {row['wall_us']:.1f} | "
+                     f"{row['calling_thread_us']:.1f} | {row['other_threads_us']:.1f} |")
     md = out_dir / "KAFKA.md"
     md.write_text("\n".join(lines) + "\n", encoding="utf-8")
     (out_dir / "kafka.json").write_text(json.dumps({"command": command, "machine": machine,

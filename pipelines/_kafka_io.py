@@ -84,3 +84,136 @@ def event_message(event: dict[str, Any], topic: str) -> bytes:
 def key_text(raw: bytes | None) -> str | None:
     """A Kafka message key as text (None when the message has no key)."""
     return None if raw is None else raw.decode("utf-8", errors="replace")
+
+
+class PartitionIO:
+    """The worker's hot path to Kafka, on confluent-kafka (librdkafka): a consumer manually
+    assigned ``partitions`` of ``topic`` and the producer of the outputs.
+
+    Why not kafka-python here (it stays for admin, metadata, record/replay and labels):
+    `bench/KAFKA.md` measures ~50 us of Python per produced message and ~26 us per consumed one,
+    most of it holding the GIL the model needs, against ~3 us and ~1 us with librdkafka, whose
+    I/O threads run outside the GIL.
+
+    Sends are fire-and-forget with a delivery callback; `flush` waits for every send since the
+    last one and raises if any failed or is still unacknowledged. With ``transactional_id`` the
+    producer is transactional (`begin`, `commit` with the consumed offsets) and the consumer
+    reads committed data only.
+    """
+
+    def __init__(self, bootstrap: str, topic: str, partitions: list[int], group: str,
+                 client_id: str, transactional_id: str | None = None) -> None:
+        import confluent_kafka as ck
+
+        self._ck = ck
+        self.topic = topic
+        self._tps = {p: ck.TopicPartition(topic, p) for p in partitions}
+        self._consumer = ck.Consumer({
+            "bootstrap.servers": bootstrap, "group.id": group, "client.id": client_id,
+            "enable.auto.commit": False, "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed" if transactional_id else "read_uncommitted",
+            # prefetch at most ~16 MB in all: a bounded run reads its backlog as it goes
+            "queued.max.messages.kbytes": 16384, "fetch.wait.max.ms": 50,
+        })
+        settings = {"bootstrap.servers": bootstrap, "client.id": client_id, "acks": "all",
+                    "linger.ms": 20}
+        if transactional_id:
+            settings["transactional.id"] = transactional_id
+        self._producer = ck.Producer(settings)
+        self._failures: list[Any] = []
+        self._highwater: dict[int, int] = {}
+        self._closed = False
+        if transactional_id:
+            # fences and aborts what a previous incarnation with this id left open
+            self._producer.init_transactions(METADATA_TIMEOUT_S)
+
+    # -- consuming -----------------------------------------------------------------------------
+    def assign(self, offsets: dict[int, int | None]) -> dict[int, int]:
+        """Assign each partition at its offset (None: the partition's first offset); returns
+        the offsets reading starts from."""
+        start = {p: self.watermarks(p)[0] if off is None else off for p, off in offsets.items()}
+        self._consumer.assign([self._ck.TopicPartition(self.topic, p, off)
+                               for p, off in start.items()])
+        return start
+
+    def watermarks(self, partition: int) -> tuple[int, int]:
+        """(first offset, end offset) of ``partition``, asked of the broker."""
+        return self._consumer.get_watermark_offsets(self._tps[partition],
+                                                    timeout=METADATA_TIMEOUT_S)
+
+    def highwater(self, partition: int) -> int | None:
+        """End offset of ``partition`` as of the last fetch (no broker call); None if unknown.
+        Still answers after `close` (progress reports outlive the worker's clients)."""
+        if not self._closed:
+            _, high = self._consumer.get_watermark_offsets(self._tps[partition], cached=True)
+            if high >= 0:
+                self._highwater[partition] = high
+        return self._highwater.get(partition)   # after `close`: the last one seen
+
+    def committed(self, partition: int) -> int | None:
+        """The group's committed offset of ``partition`` (None: none committed)."""
+        (tp,) = self._consumer.committed([self._tps[partition]], timeout=METADATA_TIMEOUT_S)
+        return tp.offset if tp.offset >= 0 else None
+
+    def poll(self, max_records: int, timeout_s: float) -> dict[int, list[Any]]:
+        """Up to ``max_records`` messages, by partition in offset order; raises on a fatal or
+        non-retriable consumer error (a retriable one is librdkafka's to retry)."""
+        batches: dict[int, list[Any]] = {}
+        for m in self._consumer.consume(max_records, timeout_s):
+            error = m.error()
+            if error is not None:
+                if error.fatal() or not error.retriable():
+                    raise self._ck.KafkaException(error)
+                continue
+            batches.setdefault(m.partition(), []).append(m)
+        self._producer.poll(0)   # serve delivery callbacks
+        return batches
+
+    def commit(self, offsets: dict[int, int]) -> None:
+        """Commit the next offsets to read, synchronously."""
+        self._consumer.commit(offsets=[self._ck.TopicPartition(self.topic, p, off)
+                                       for p, off in offsets.items()], asynchronous=False)
+
+    # -- producing -----------------------------------------------------------------------------
+    def send(self, topic: str, value: bytes, key: bytes | None = None,
+             partition: int | None = None) -> None:
+        """Queue one message; waits (serving callbacks) while librdkafka's queue is full."""
+        kwargs: dict[str, Any] = {"value": value, "key": key, "on_delivery": self._delivered}
+        if partition is not None:
+            kwargs["partition"] = partition
+        while True:
+            try:
+                self._producer.produce(topic, **kwargs)
+                return
+            except BufferError:
+                self._producer.poll(0.05)
+
+    def _delivered(self, error: Any, message: Any) -> None:
+        if error is not None:
+            self._failures.append(error)
+
+    def flush(self, timeout_s: float) -> None:
+        """Wait until every message sent so far is acknowledged; raises if one failed or is
+        still unacknowledged after ``timeout_s``."""
+        left = self._producer.flush(timeout_s)
+        failures, self._failures = self._failures, []
+        if failures or left:
+            reason = failures[0] if failures else "not acknowledged in time"
+            raise RuntimeError(f"{len(failures) + left} output message(s) were not delivered: "
+                               f"{reason}")
+
+    def begin(self) -> None:
+        self._producer.begin_transaction()
+
+    def commit_transaction(self, offsets: dict[int, int]) -> None:
+        """Commit the open transaction with the consumed ``offsets`` (next offsets) in it."""
+        if offsets:
+            self._producer.send_offsets_to_transaction(
+                [self._ck.TopicPartition(self.topic, p, off) for p, off in offsets.items()],
+                self._consumer.consumer_group_metadata(), METADATA_TIMEOUT_S)
+        self._producer.commit_transaction(METADATA_TIMEOUT_S)
+
+    def close(self, timeout_s: float) -> None:
+        self._producer.flush(timeout_s)
+        self._consumer.close()
+        self._closed = True

@@ -167,6 +167,12 @@ def load_partition(blob: bytes, target: str) -> _PartitionState:
     return _PartitionState(host, decoder, doc["next_offset"])
 
 
+def _timestamp_ms(message: Any) -> int | None:
+    """A confluent-kafka message's timestamp (ms since the epoch), None when it has none."""
+    kind, ms = message.timestamp()
+    return None if kind == 0 else ms   # 0: TIMESTAMP_NOT_AVAILABLE
+
+
 def _ray_metrics(topic: str, restored: dict[int, dict[str, float]]) -> RayMetrics | None:
     """Ray metrics when running inside Ray (an actor), else None."""
     try:
@@ -181,35 +187,22 @@ class PartitionWorker:
     predictions, drift events and dead letters, and checkpoints each partition."""
 
     def __init__(self, job: KafkaJob, partitions: list[int]) -> None:
-        from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-
         self.job = job
         self.partitions = list(partitions)
         self.started_at = time.time()
         self.first_output_at: float | None = None
         self.checkpoints = 0
         self._stop = False
-        self._tps = {p: TopicPartition(job.topic, p) for p in self.partitions}
-        self._consumer = KafkaConsumer(
-            bootstrap_servers=job.bootstrap, group_id=job.group, enable_auto_commit=False,
-            auto_offset_reset="earliest", client_id=f"driftflow-{os.getpid()}",
-            isolation_level="read_committed" if job.exactly_once else "read_uncommitted")
-        self._consumer.assign(list(self._tps.values()))
-        self._producer = KafkaProducer(
-            bootstrap_servers=job.bootstrap, acks="all", linger_ms=20,
+        self._io = kio.PartitionIO(
+            job.bootstrap, job.topic, self.partitions, job.group,
+            client_id=f"driftflow-{os.getpid()}",
             # one stable id per partition group: a restarted worker fences its dead incarnation
             transactional_id=(f"driftflow-{job.group}-{job.topic}-"
                               + "-".join(map(str, self.partitions))) if job.exactly_once else None)
-        if job.exactly_once:
-            self._producer.init_transactions()   # aborts what the previous incarnation left open
         self._state = {p: self._restore(p) for p in self.partitions}
-        for p, tp in self._tps.items():
-            offset = self._state[p].next_offset
-            if offset is None:
-                self._consumer.seek_to_beginning(tp)
-            else:
-                self._consumer.seek(tp, offset)
-        self._pending: list[Any] = []   # send futures since the last checkpoint
+        start = self._io.assign({p: s.next_offset for p, s in self._state.items()})
+        for p, offset in start.items():
+            self._state[p].next_offset = offset
         self._last_checkpoint = time.monotonic()
         self._labels: Any = None          # consumer of the labels topic (all its partitions)
         self._label_tps: list[Any] = []
@@ -258,7 +251,7 @@ class PartitionWorker:
                  if job.checkpoint_dir else [])
         states = [load_partition(b, job.target) for b in blobs if b is not None]
         if job.exactly_once and states:
-            committed = self._consumer.committed(self._tps[p])
+            committed = self._io.committed(p)
             states = [s for s in states if s.next_offset == committed]
             if not states and committed is not None:
                 raise RuntimeError(f"partition {p}: no checkpoint matches the committed offset "
@@ -286,7 +279,7 @@ class PartitionWorker:
     def status(self) -> dict[int, dict[str, float]]:
         """Per partition: records in, predictions, dead letters, drifts, lag, windowed accuracy,
         experts and checkpoint age (see `pipelines._status`)."""
-        return {p: partition_status(s.host, s.next_offset, self._consumer.highwater(self._tps[p]),
+        return {p: partition_status(s.host, s.next_offset, self._io.highwater(p),
                                     self._last_checkpoint)
                 for p, s in self._state.items()}
 
@@ -309,24 +302,20 @@ class PartitionWorker:
         topic, ``until_end`` also waits until the labels topic is read to its end offsets seen
         now; the first partition's result then carries this worker's ``worker_labels`` counts."""
         t0 = time.perf_counter()
-        ends = {tp.partition: off for tp, off in
-                self._consumer.end_offsets(list(self._tps.values())).items()}
-        for p, tp in self._tps.items():
-            if self._state[p].next_offset is None:
-                self._state[p].next_offset = self._consumer.position(tp)
+        ends = {p: self._io.watermarks(p)[1] for p in self.partitions}
         label_ends = ({tp.partition: off for tp, off in
                        self._labels.end_offsets(self._label_tps).items()} if self._labels else {})
         if self.job.exactly_once:
-            self._producer.begin_transaction()
+            self._io.begin()
         while not self._stop:
             if (until_end and all(self._state[p].next_offset >= ends[p] for p in self.partitions)
                     and all(self._label_offsets[p] >= end for p, end in label_ends.items())):
                 break
-            batches = self._consumer.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=POLL_MAX_RECORDS)
+            batches = self._io.poll(POLL_MAX_RECORDS, POLL_TIMEOUT_MS / 1000)
             if self._labels is not None and batches:
-                self._fill_labels(max((m.timestamp or 0) for ms in batches.values() for m in ms))
-            for tp, messages in batches.items():
-                self._handle(tp.partition, messages)
+                self._fill_labels(max(_timestamp_ms(m) or 0 for ms in batches.values() for m in ms))
+            for partition, messages in batches.items():
+                self._handle(partition, messages)
             if self._labels is not None:
                 if self._caught_up(ends if until_end else None):
                     self._fill_labels(None)
@@ -348,10 +337,11 @@ class PartitionWorker:
 
     def _handle(self, partition: int, messages: list[Any]) -> None:
         state = self._state[partition]
-        send = self._producer.send
+        send = self._io.send
         for m in messages:
-            item = state.decoder(m.value, m.offset, m.partition, key=kio.key_text(m.key),
-                                 ts=m.timestamp / 1000 if m.timestamp is not None else None)
+            offset, timestamp = m.offset(), _timestamp_ms(m)
+            item = state.decoder(m.value(), offset, partition, key=kio.key_text(m.key()),
+                                 ts=timestamp / 1000 if timestamp is not None else None)
             if (self._orphans is not None and isinstance(item, Record) and item.y is None
                     and item.id is not None):
                 y = self._orphans.take_orphan(item.id)   # its label came first
@@ -360,19 +350,18 @@ class PartitionWorker:
             result = state.host.process(item)
             if isinstance(result, Prediction):
                 value = kio.prediction_message(result, state.host.model.n_learned)
-                self._pending.append(send(self.job.output_topic("predictions"), value=value,
-                                          key=m.key, partition=partition))
+                send(self.job.output_topic("predictions"), value=value, key=m.key(),
+                     partition=partition)
             elif isinstance(result, DeadLetter):
-                self._pending.append(send(self.job.output_topic("dead-letter"), key=m.key,
-                                          value=kio.dead_letter_message(result, self.job.topic),
-                                          partition=partition))
+                send(self.job.output_topic("dead-letter"), key=m.key(), partition=partition,
+                     value=kio.dead_letter_message(result, self.job.topic))
             for event in state.host.take_events():
-                self._pending.append(send(self.job.output_topic("drift"), partition=partition,
-                                          value=kio.event_message(event, self.job.topic)))
-            state.next_offset = m.offset + 1
+                send(self.job.output_topic("drift"), partition=partition,
+                     value=kio.event_message(event, self.job.topic))
+            state.next_offset = offset + 1
             state.since_checkpoint += 1
-            if m.timestamp is not None and m.timestamp > self._frontier:
-                self._frontier = m.timestamp
+            if timestamp is not None and timestamp > self._frontier:
+                self._frontier = timestamp
             if self._label_backlog:
                 self._apply_labels()
         if messages and self.first_output_at is None:
@@ -421,7 +410,7 @@ class PartitionWorker:
         for p, s in self._state.items():
             if ends is not None and s.next_offset >= ends[p]:
                 continue
-            hw = self._consumer.highwater(self._tps[p])
+            hw = self._io.highwater(p)
             if hw is None or s.next_offset < hw:
                 return False
         return True
@@ -458,18 +447,16 @@ class PartitionWorker:
                 self.labels_invalid += 1
                 dead = DeadLetter(m.offset, f"invalid label message: {type(exc).__name__}: "
                                   f"{str(exc)[:80]}", raw=m.value, partition=m.partition)
-                self._pending.append(self._producer.send(
-                    self.job.output_topic("dead-letter"),
-                    value=kio.dead_letter_message(dead, self.job.labels_topic)))
+                self._io.send(self.job.output_topic("dead-letter"),
+                              value=kio.dead_letter_message(dead, self.job.labels_topic))
                 continue
             for p, state in self._state.items():
                 if state.host.joiner is not None and state.host.joiner.waiting(id):
                     state.host.apply_label(id, y)
                     state.labels_changed = True
                     for event in state.host.take_events():
-                        self._pending.append(self._producer.send(
-                            self.job.output_topic("drift"), partition=p,
-                            value=kio.event_message(event, self.job.topic)))
+                        self._io.send(self.job.output_topic("drift"), partition=p,
+                                      value=kio.event_message(event, self.job.topic))
                     break
             else:
                 self._orphans.hold_orphan(id, y)
@@ -485,18 +472,9 @@ class PartitionWorker:
     def checkpoint(self, final: bool = False) -> None:
         """Flush sinks, save state, then commit offsets (in that order); with ``exactly_once``
         the commit is the transaction's, and a new one begins unless this is the ``final``."""
-        from kafka.structs import OffsetAndMetadata
-
-        self._producer.flush(timeout=FLUSH_TIMEOUT_S)
-        failed = [f for f in self._pending if not f.is_done or f.failed()]
-        if failed:
-            exc = failed[0].exception if failed[0].is_done else "not acknowledged in time"
-            raise RuntimeError(f"{len(failed)} output message(s) were not delivered: {exc}")
-        self._pending = []
+        self._io.flush(FLUSH_TIMEOUT_S)
         offsets = {}
         for p, state in self._state.items():
-            if state.next_offset is None:
-                continue
             if state.host.joiner is not None:
                 state.host.joiner.expire()   # counts expiries even when nothing arrives
             if self.job.checkpoint_dir and (state.since_checkpoint or state.labels_changed):
@@ -507,7 +485,7 @@ class PartitionWorker:
                 write_atomic(self.job.checkpoint_uri(p), save_partition(self.job, p, state))
             state.since_checkpoint = 0
             state.labels_changed = False
-            offsets[self._tps[p]] = OffsetAndMetadata(state.next_offset, "", -1)
+            offsets[p] = state.next_offset
         if self._orphans is not None:
             self._orphans.expire()
             if self.job.checkpoint_dir and self._labels_since:
@@ -519,18 +497,15 @@ class PartitionWorker:
                              seal(body, schema=LABELS_SCHEMA, meta=meta))
             self._labels_since = 0
         if self.job.exactly_once:
-            if offsets:
-                self._producer.send_offsets_to_transaction(offsets, self.job.group)
-            self._producer.commit_transaction()
+            self._io.commit_transaction(offsets)
             if not final:
-                self._producer.begin_transaction()
+                self._io.begin()
         elif offsets:
-            self._consumer.commit(offsets)
+            self._io.commit(offsets)
         self._last_checkpoint = time.monotonic()
         self.checkpoints += 1
 
     def close(self) -> None:
-        self._producer.close(timeout=FLUSH_TIMEOUT_S)
-        self._consumer.close()
+        self._io.close(FLUSH_TIMEOUT_S)
         if self._labels is not None:
             self._labels.close()

@@ -23,5 +23,10 @@ def test_kafka_benchmark_writes_its_report(kafka_broker: str, tmp_path) -> None:
     assert 0 < result["restart"]["restart_seconds"] < kafka_ray.KILL_WAIT_S
     assert result["restart"]["records_after_recovery"] >= n
     assert result["ratios"]["two_actors_over_one"] > 0
+    costs = {(row["client"], row["action"]): row for row in result["clients"]}
+    assert set(costs) == {(c, a) for c in ("kafka-python", "confluent-kafka")
+                          for a in ("produce", "consume")}
+    assert all(row["messages"] == n and row["wall_us"] > 0 for row in costs.values())
     text = (tmp_path / "KAFKA.md").read_text()
     assert "Kafka -> Ray, 2 actors" in text and "x in-memory" in text
+    assert "| confluent-kafka | produce |" in text
