@@ -141,9 +141,13 @@ def _curve_settings(n: int) -> tuple[int, int]:
     return min(1_000, max(50, n // 20)), max(1, n // 400)
 
 
-def _timed_run(model: base.Classifier, xs: list, ys: list, bar: tqdm) -> tuple[list, float]:
+def _timed_run(model: base.Classifier, xs: list, ys: list, bar: tqdm, state_every: int
+               ) -> tuple[list, float, list[tuple[int, int | None]]]:
+    """Predictions, seconds of predict+learn, and (records seen, pickled model bytes) every
+    ``state_every`` records (the pickling is not timed)."""
     preds: list = [None] * len(xs)
     predict, learn = model.predict_one, model.learn_one
+    states: list[tuple[int, int | None]] = []
     start = time.perf_counter()
     for lo in range(0, len(xs), _CHUNK):
         hi = min(lo + _CHUNK, len(xs))
@@ -152,7 +156,18 @@ def _timed_run(model: base.Classifier, xs: list, ys: list, bar: tqdm) -> tuple[l
             preds[i] = predict(x)
             learn(x, y)
         bar.update(hi - lo)
-    return preds, time.perf_counter() - start
+        if hi // state_every > lo // state_every:
+            paused = time.perf_counter()
+            states.append((hi, _pickled_size(model)))
+            start += time.perf_counter() - paused
+    return preds, time.perf_counter() - start, states
+
+
+def _second_half_spread(states: list[tuple[int, int | None]], n: int) -> float | None:
+    """(max - min) / min of the model's pickled size over the samples in the stream's second
+    half: 0.1 = it moved within 10 %."""
+    sizes = [size for seen, size in states if seen >= n / 2 and size]
+    return (max(sizes) - min(sizes)) / min(sizes) if len(sizes) >= 2 else None
 
 
 def _memory_run(factory: Callable[[int], base.Classifier], seed: int, xs: list, ys: list
@@ -206,7 +221,7 @@ def run_stream(task: dict[str, Any]) -> dict[str, Any]:
         try:
             gc.collect()
             model = factory(seed)
-            preds, seconds = _timed_run(model, xs, ys, bar)
+            preds, seconds, states = _timed_run(model, xs, ys, bar, max(_CHUNK, n // 20))
             metrics = PrequentialMetrics(window=window, curve_every=every)
             for y, p in zip(ys, preds):
                 metrics.update(y, p)
@@ -216,7 +231,8 @@ def run_stream(task: dict[str, Any]) -> dict[str, Any]:
                 seconds=seconds, records_per_s=n / seconds if seconds > 0 else math.inf,
                 experts=_experts(model), state_bytes=_pickled_size(model),
                 drifts_detected=[e["position"] for e in events if e.get("kind") == "drift"],
-                event_counts=_count_kinds(events), curve=metrics.curve,
+                event_counts=_count_kinds(events), curve=metrics.curve, state_curve=states,
+                state_spread_second_half=_second_half_spread(states, n),
             )
             del model, preds
             if mem_n:
@@ -293,7 +309,7 @@ def add_ratios(stream_results: list[dict[str, Any]]) -> None:
 
 _AGG_KEYS = ("accuracy", "kappa", "kappa_m", "kappa_t", "records_per_s", "seconds", "experts",
              "state_bytes", "mem_peak_bytes", "mem_end_bytes", "acc_minus_arf_points",
-             "speed_vs_arf", "speed_vs_ht")
+             "speed_vs_arf", "speed_vs_ht", "state_spread_second_half")
 
 
 def aggregate(stream_results: list[dict[str, Any]], models: list[str]
@@ -378,7 +394,7 @@ def _fmt(value: float | None, spec: str, scale: float = 1.0) -> str:
 
 def _model_row(name: str, agg: dict[str, Any], label: str, seeds: int) -> str:
     if agg["accuracy"] is None:
-        return f"| {name} | failed: {'; '.join(agg['errors'])[:120]} |" + " |" * 12
+        return f"| {name} | failed: {'; '.join(agg['errors'])[:120]} |" + " |" * 13
     acc = _fmt(agg["accuracy"], ".2f", 100)
     if seeds > 1 and agg["accuracy_std"] is not None:
         acc += f" ± {agg['accuracy_std'] * 100:.2f}"
@@ -393,13 +409,15 @@ def _model_row(name: str, agg: dict[str, Any], label: str, seeds: int) -> str:
             f"| {_fmt(agg['speed_vs_arf'], '.2f')} | {_fmt(agg['speed_vs_ht'], '.3f')} "
             f"| {_fmt(agg['mem_peak_bytes'], ',.1f', 1 / 2**20)} "
             f"| {_fmt(agg['state_bytes'], ',.0f', 1 / 2**10)} "
+            f"| {_fmt(agg['state_spread_second_half'], '.1f', 100)} "
             f"| {_fmt(agg['experts'], '.3g')} | {drift_cell} |")
 
 
 _STREAM_HEADER = (
     "| model | acc % | paper MoE-Data % (1M) | kappa | kappa-M | kappa-T | records/s "
-    "| acc − ARF (pts) | × ARF speed | × HT speed | mem peak MiB | state KiB | experts "
-    "| detected drifts |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    "| acc − ARF (pts) | × ARF speed | × HT speed | mem peak MiB | state KiB "
+    "| state spread, 2nd half % | experts | detected drifts |\n"
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 
 
 def summary_table(summary: dict[str, Any]) -> str:
@@ -442,7 +460,9 @@ def write_markdown(path: Path, meta: dict[str, Any], per_stream: dict[str, Any],
         f"- mem peak: `tracemalloc` peak of a separate pass (fresh model, same seed) over the "
         f"first min(N, {meta['mem_records']:,}) records, minus the traced size at its start; "
         "tracemalloc slows Python, so the timed run does not use it. state: pickled size of the "
-        "model at the end of the timed run.",
+        "model at the end of the timed run. state spread, 2nd half: the model is pickled every "
+        "N/20 records during the timed run (not timed); (max - min) / min of those sizes over "
+        "the stream's second half, the figure for \"memory flat within 10 %\".",
         "- acc − ARF: accuracy minus River ARF(10)'s in percentage points; × ARF / × HT speed: "
         "throughput divided by ARF(10)'s / HoeffdingTree's, same stream and seed.",
         "- paper MoE-Data: the DriftMoE paper's MoE-Data accuracy (mean of 10 seeds, 1,000,000 "

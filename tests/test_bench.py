@@ -49,6 +49,8 @@ def test_smoke_bench_writes_results(tmp_path: Path) -> None:
         assert agg["mem_peak_bytes"] > 0
         assert agg["speed_vs_ht"] is not None
         assert agg["acc_minus_arf_points"] is None  # ARF was not run
+        # pickled every max(1,000, N/20) records: at 1,000 and 2,000, both in the second half
+        assert agg["state_spread_second_half"] >= 0
     assert sea["models"]["driftmoe-data"]["experts"] == 12
     assert sea["models"]["river-ht"]["experts"] == 1
     assert data["meta"]["machine"]["nproc"] >= 1
