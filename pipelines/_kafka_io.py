@@ -86,6 +86,10 @@ def key_text(raw: bytes | None) -> str | None:
     return None if raw is None else raw.decode("utf-8", errors="replace")
 
 
+class OutputsNotDelivered(RuntimeError):
+    """Some output messages sent since the last flush failed or were not acknowledged."""
+
+
 class PartitionIO:
     """The worker's hot path to Kafka, on confluent-kafka (librdkafka): a consumer manually
     assigned ``partitions`` of ``topic`` and the producer of the outputs.
@@ -199,8 +203,8 @@ class PartitionIO:
         failures, self._failures = self._failures, []
         if failures or left:
             reason = failures[0] if failures else "not acknowledged in time"
-            raise RuntimeError(f"{len(failures) + left} output message(s) were not delivered: "
-                               f"{reason}")
+            raise OutputsNotDelivered(f"{len(failures) + left} output message(s) were not "
+                                      f"delivered: {reason}")
 
     def begin(self) -> None:
         self._producer.begin_transaction()
@@ -213,7 +217,11 @@ class PartitionIO:
                 self._consumer.consumer_group_metadata(), METADATA_TIMEOUT_S)
         self._producer.commit_transaction(METADATA_TIMEOUT_S)
 
-    def close(self, timeout_s: float) -> None:
-        self._producer.flush(timeout_s)
+    def close(self, flush_timeout_s: float | None) -> None:
+        """Flush (up to ``flush_timeout_s``; None: drop what is still queued) and close."""
+        if flush_timeout_s is None:
+            self._producer.purge()
+        else:
+            self._producer.flush(flush_timeout_s)
         self._consumer.close()
         self._closed = True

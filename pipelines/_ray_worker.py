@@ -9,6 +9,9 @@ flush the producer (and check every send since the last checkpoint succeeded), w
 partition's checkpoint (model snapshot + next offset, one sealed blob, atomically), then commit
 the offsets to Kafka. Model state is therefore updated exactly once per record across crashes;
 predictions are written at least once (records after the last checkpoint are read again).
+When a flush finds outputs that were not delivered, the worker rewinds: it drops its clients and
+resumes from the last checkpoint, so no record is left without its outputs (`MAX_REWINDS` in a
+row and it raises instead).
 
 With ``exactly_once`` the outputs and the offsets go into one Kafka transaction per checkpoint
 (read them with ``isolation_level="read_committed"``), so predictions are exactly once too. The
@@ -38,6 +41,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import logging
 import os
 import pickle
 import sys
@@ -53,6 +57,8 @@ from pipelines.label_join import DEFAULT_MAX_SIZE, DEFAULT_TTL_S, LabelJoiner
 from pipelines.model import AdaptiveModel, make_model
 from pipelines.records import DeadLetter, Record
 from pipelines.validation import JsonDecoder
+
+log = logging.getLogger("driftflow")
 
 CHECKPOINT_SCHEMA = "driftflow.ray-partition/1"
 LABELS_SCHEMA = "driftflow.ray-labels/1"
@@ -76,6 +82,9 @@ LABEL_BACKLOG_MAX = 10_000
 LABEL_WAIT_S = 30.0
 LABEL_POLL_TIMEOUT_MS = 50
 LABEL_DRAIN_POLLS = 20
+# A delivery that fails this many checkpoints in a row (no checkpoint succeeding in between) is
+# not transient (a broker gone, a topic refusing the messages): the worker then raises.
+MAX_REWINDS = 10
 
 
 @dataclass(frozen=True)
@@ -192,7 +201,18 @@ class PartitionWorker:
         self.started_at = time.time()
         self.first_output_at: float | None = None
         self.checkpoints = 0
+        self.rewinds = 0                  # failed deliveries recovered from the last checkpoint
+        self._rewinds_in_a_row = 0
+        self.label_waits_timed_out = 0
         self._stop = False
+        self._open()
+        self._ray_metrics = _ray_metrics(job.topic, self.status())
+        self._published_at = 0.0
+
+    def _open(self) -> None:
+        """Open the clients and load every partition's last checkpoint (the labels reader's
+        too), seeking to its offsets: the constructor, and the rewind after a failed delivery."""
+        job = self.job
         self._io = kio.PartitionIO(
             job.bootstrap, job.topic, self.partitions, job.group,
             client_id=f"driftflow-{os.getpid()}",
@@ -210,15 +230,30 @@ class PartitionWorker:
         self._label_offsets: dict[int, int] = {}
         self.labels_read = 0
         self.labels_invalid = 0
-        self.label_waits_timed_out = 0
         self._labels_since = 0
         self._frontier = -1               # newest record timestamp read (ms)
         self._label_backlog: dict[int, collections.deque] = {}   # read, not yet applied
         self._label_newest: dict[int, int] = {}   # newest label timestamp read, per partition
         if job.labels_topic:
             self._open_labels()
-        self._ray_metrics = _ray_metrics(job.topic, self.status())
-        self._published_at = 0.0
+
+    def _rewind(self, reason: Exception) -> None:
+        """Outputs since the last checkpoint were not all delivered: drop the clients (and the
+        undelivered queue) and go back to the last checkpoint, so those records are read, and
+        their outputs sent, again (at least once; with ``exactly_once`` the new transactional
+        producer fences and aborts the open transaction)."""
+        log.warning("worker %s: %s; rewinding to the last checkpoint", self.partitions, reason)
+        self.rewinds += 1
+        self._rewinds_in_a_row += 1
+        if self._rewinds_in_a_row > MAX_REWINDS:
+            raise RuntimeError(f"outputs not delivered {self._rewinds_in_a_row} checkpoints in a "
+                               f"row; giving up: {reason}") from reason
+        self._io.close(flush_timeout_s=None)
+        if self._labels is not None:
+            self._labels.close()
+        self._open()
+        if self.job.exactly_once:
+            self._io.begin()
 
     def _open_labels(self) -> None:
         """Assign every partition of the labels topic; resume from the labels checkpoint."""
@@ -307,10 +342,31 @@ class PartitionWorker:
                        self._labels.end_offsets(self._label_tps).items()} if self._labels else {})
         if self.job.exactly_once:
             self._io.begin()
+        while True:
+            try:
+                self._loop(until_end, ends, label_ends)
+                self.checkpoint(final=True)
+                break
+            except kio.OutputsNotDelivered as exc:
+                self._rewind(exc)
+        self._publish_metrics(force=True)
+        seconds = time.perf_counter() - t0
+        out = {p: {"summary": s.host.summary(seconds), "metrics": s.host.metrics,
+                   "next_offset": s.next_offset, "rewinds": self.rewinds}
+               for p, s in self._state.items()}
+        if self._orphans is not None:
+            out[self.partitions[0]]["worker_labels"] = {
+                "read": self.labels_read, "invalid": self.labels_invalid,
+                "waits_timed_out": self.label_waits_timed_out,
+                "orphan_joined": self._orphans.joined, "orphans_dropped": self._orphans.orphaned,
+                "orphans_held": self._orphans.orphans}
+        return out
+
+    def _loop(self, until_end: bool, ends: dict[int, int], label_ends: dict[int, int]) -> None:
         while not self._stop:
             if (until_end and all(self._state[p].next_offset >= ends[p] for p in self.partitions)
                     and all(self._label_offsets[p] >= end for p, end in label_ends.items())):
-                break
+                return
             batches = self._io.poll(POLL_MAX_RECORDS, POLL_TIMEOUT_MS / 1000)
             if self._labels is not None and batches:
                 self._fill_labels(max(_timestamp_ms(m) or 0 for ms in batches.values() for m in ms))
@@ -322,18 +378,6 @@ class PartitionWorker:
                     self._apply_labels(caught_up=True)
             self._maybe_checkpoint()
             self._publish_metrics()
-        self.checkpoint(final=True)
-        self._publish_metrics(force=True)
-        seconds = time.perf_counter() - t0
-        out = {p: {"summary": s.host.summary(seconds), "metrics": s.host.metrics,
-                   "next_offset": s.next_offset} for p, s in self._state.items()}
-        if self._orphans is not None:
-            out[self.partitions[0]]["worker_labels"] = {
-                "read": self.labels_read, "invalid": self.labels_invalid,
-                "waits_timed_out": self.label_waits_timed_out,
-                "orphan_joined": self._orphans.joined, "orphans_dropped": self._orphans.orphaned,
-                "orphans_held": self._orphans.orphans}
-        return out
 
     def _handle(self, partition: int, messages: list[Any]) -> None:
         state = self._state[partition]
@@ -504,8 +548,9 @@ class PartitionWorker:
             self._io.commit(offsets)
         self._last_checkpoint = time.monotonic()
         self.checkpoints += 1
+        self._rewinds_in_a_row = 0
 
     def close(self) -> None:
-        self._io.close(FLUSH_TIMEOUT_S)
+        self._io.close(flush_timeout_s=FLUSH_TIMEOUT_S)
         if self._labels is not None:
             self._labels.close()
