@@ -409,7 +409,7 @@ def _model_row(name: str, agg: dict[str, Any], label: str, seeds: int) -> str:
             f"| {_fmt(agg['speed_vs_arf'], '.2f')} | {_fmt(agg['speed_vs_ht'], '.3f')} "
             f"| {_fmt(agg['mem_peak_bytes'], ',.1f', 1 / 2**20)} "
             f"| {_fmt(agg['state_bytes'], ',.0f', 1 / 2**10)} "
-            f"| {_fmt(agg['state_spread_second_half'], '.1f', 100)} "
+            f"| {_fmt(agg.get('state_spread_second_half'), '.1f', 100)} "
             f"| {_fmt(agg['experts'], '.3g')} | {drift_cell} |")
 
 
@@ -564,6 +564,9 @@ def build_parser(prog: str = "driftflow bench") -> argparse.ArgumentParser:
                    help="records of the separate tracemalloc pass (default 20,000; 500 with "
                         "--size smoke; 0 = skip)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--render", action="store_true",
+                   help="run nothing: rewrite RESULTS.md in --out (default bench/) from its "
+                        "results.json, e.g. after editing bench/ANALYSIS.md")
     return p
 
 
@@ -596,6 +599,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.mem_records is not None and args.mem_records < 0:
         print("--mem-records must be >= 0", file=sys.stderr)
         return 2
+    if args.render:
+        return render(args.out or Path(__file__).resolve().parent)
     limit = args.limit if args.limit is not None else SIZES[args.size]
     if args.mem_records is None:
         args.mem_records = SMOKE_MEM_RECORDS if args.size == "smoke" else DEFAULT_MEM_RECORDS
@@ -680,6 +685,21 @@ def main(argv: list[str] | None = None) -> int:
     for line in failed:
         print(f"FAILED {line}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def render(out: Path) -> int:
+    """Rewrite ``out/RESULTS.md`` from ``out/results.json`` (with the current ANALYSIS.md),
+    without running anything; 2 when there is no results.json."""
+    try:
+        data = json.loads((out / "results.json").read_text())
+    except FileNotFoundError:
+        print(f"no results.json in {out}", file=sys.stderr)
+        return 2
+    figures = {label: f"{label}.png" for label in data["streams"]
+               if (out / f"{label}.png").is_file()}
+    write_markdown(out / "RESULTS.md", data["meta"], data["streams"], data["summary"], figures)
+    print(f"written: {out / 'RESULTS.md'}")
+    return 0
 
 
 def _json_default(obj: Any) -> Any:

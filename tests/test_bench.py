@@ -38,6 +38,11 @@ def test_smoke_bench_writes_results(tmp_path: Path) -> None:
     assert all(f"\n| {m} | " in summary for m in MODELS)
     assert "89.09" in md  # the paper's MoE-Data figure beside driftmoe-data on SEAa
 
+    (tmp_path / "RESULTS.md").unlink()
+    assert main(["--render", "--out", str(tmp_path)]) == 0   # from results.json, runs nothing
+    assert (tmp_path / "RESULTS.md").read_text() == md
+    assert main(["--render", "--out", str(tmp_path / "nowhere")]) == 2
+
     data = json.loads((tmp_path / "results.json").read_text())
     sea = data["streams"]["SEAa"]
     assert sea["n_records"] == 2_000
