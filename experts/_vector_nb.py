@@ -33,6 +33,8 @@ from river.tree.utils import do_naive_bayes_prediction
 # Below this log-density, River's exp(...)/sqrt(...) underflows to 0.0 (the smallest subnormal
 # double is ~4.9e-324) and River then skips the feature; the vector path does the same.
 _LOG_UNDERFLOW = math.log(5e-324)
+# A vector-mode leaf's (classes x features) arrays, all grown and dropped together.
+_ARRAYS = ("_weight", "_mean", "_sq_dev", "_log_norm", "_neg_half_precision")
 
 
 class VectorNBLeaf(LeafNaiveBayesAdaptive):
@@ -108,8 +110,8 @@ class VectorNBLeaf(LeafNaiveBayesAdaptive):
         """Switch to vector mode, copying River's per-class Gaussians into arrays."""
         self._columns = {}
         self._nominal = []
-        self._weight, self._mean, self._sq_dev, self._log_norm, self._neg_half_precision = (
-            np.zeros((len(self.stats), 0)) for _ in range(5))
+        for name in _ARRAYS:
+            setattr(self, name, np.zeros((len(self.stats), 0)))
         self._add_features(list(self.splitters))
 
     def _add_features(self, features: list[Hashable]) -> None:
@@ -136,9 +138,8 @@ class VectorNBLeaf(LeafNaiveBayesAdaptive):
 
     def _grow(self, extra: tuple[int, int]) -> None:
         pad = ((0, extra[0]), (0, extra[1]))
-        self._weight, self._mean, self._sq_dev, self._log_norm, self._neg_half_precision = (
-            np.pad(a, pad) for a in (self._weight, self._mean, self._sq_dev, self._log_norm,
-                                     self._neg_half_precision))
+        for name in _ARRAYS:
+            setattr(self, name, np.pad(getattr(self, name), pad))
 
     def activate(self) -> None:
         if not self.is_active():
@@ -149,7 +150,7 @@ class VectorNBLeaf(LeafNaiveBayesAdaptive):
         super().deactivate()
         self._columns = None
         self._last = None
-        for name in ("_weight", "_mean", "_sq_dev", "_log_norm", "_neg_half_precision"):
+        for name in _ARRAYS:
             self.__dict__.pop(name, None)
 
     def _vector(self, x: dict) -> tuple[np.ndarray, np.ndarray | None]:

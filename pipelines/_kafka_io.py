@@ -94,10 +94,10 @@ class PartitionIO:
     """The worker's hot path to Kafka, on confluent-kafka (librdkafka): a consumer manually
     assigned ``partitions`` of ``topic`` and the producer of the outputs.
 
-    Why not kafka-python here (it stays for admin, metadata, record/replay and labels):
-    `bench/KAFKA.md` measures ~50 us of Python per produced message and ~26 us per consumed one,
-    most of it holding the GIL the model needs, against ~3 us and ~1 us with librdkafka, whose
-    I/O threads run outside the GIL.
+    Why not kafka-python here (it stays for admin, metadata, record/replay and labels): the
+    client table of `bench/KAFKA.md` measures ~60 us of Python per produced message and ~30 us
+    per consumed one, all of it holding the GIL the model needs, against ~2 us and ~1 us with
+    librdkafka, whose I/O threads run outside the GIL.
 
     Sends are fire-and-forget with a delivery callback; `flush` waits for every send since the
     last one and raises if any failed or is still unacknowledged. With ``transactional_id`` the
@@ -136,9 +136,12 @@ class PartitionIO:
         """Assign each partition at its offset (None: the partition's first offset); returns
         the offsets reading starts from."""
         start = {p: self.watermarks(p)[0] if off is None else off for p, off in offsets.items()}
-        self._consumer.assign([self._ck.TopicPartition(self.topic, p, off)
-                               for p, off in start.items()])
+        self._consumer.assign(self._positions(start))
         return start
+
+    def _positions(self, offsets: dict[int, int]) -> list[Any]:
+        """``{partition: offset}`` as confluent-kafka TopicPartitions of ``topic``."""
+        return [self._ck.TopicPartition(self.topic, p, off) for p, off in offsets.items()]
 
     def watermarks(self, partition: int) -> tuple[int, int]:
         """(first offset, end offset) of ``partition``, asked of the broker."""
@@ -175,8 +178,7 @@ class PartitionIO:
 
     def commit(self, offsets: dict[int, int]) -> None:
         """Commit the next offsets to read, synchronously."""
-        self._consumer.commit(offsets=[self._ck.TopicPartition(self.topic, p, off)
-                                       for p, off in offsets.items()], asynchronous=False)
+        self._consumer.commit(offsets=self._positions(offsets), asynchronous=False)
 
     # -- producing -----------------------------------------------------------------------------
     def send(self, topic: str, value: bytes, key: bytes | None = None,
@@ -213,8 +215,8 @@ class PartitionIO:
         """Commit the open transaction with the consumed ``offsets`` (next offsets) in it."""
         if offsets:
             self._producer.send_offsets_to_transaction(
-                [self._ck.TopicPartition(self.topic, p, off) for p, off in offsets.items()],
-                self._consumer.consumer_group_metadata(), METADATA_TIMEOUT_S)
+                self._positions(offsets), self._consumer.consumer_group_metadata(),
+                METADATA_TIMEOUT_S)
         self._producer.commit_transaction(METADATA_TIMEOUT_S)
 
     def close(self, flush_timeout_s: float | None) -> None:
