@@ -1,5 +1,6 @@
 """Kafka plumbing for the Ray runner: topic metadata, output topics, and the JSON written to the
-predictions, drift and dead-letter topics. kafka-python only; no Ray here."""
+predictions, drift and dead-letter topics; the confluent-kafka reader and producer of the
+workers. No Ray here."""
 from __future__ import annotations
 
 import base64
@@ -90,23 +91,19 @@ class OutputsNotDelivered(RuntimeError):
     """Some output messages sent since the last flush failed or were not acknowledged."""
 
 
-class PartitionIO:
-    """The worker's hot path to Kafka, on confluent-kafka (librdkafka): a consumer manually
-    assigned ``partitions`` of ``topic`` and the producer of the outputs.
+class PartitionReader:
+    """A confluent-kafka (librdkafka) consumer manually assigned ``partitions`` of ``topic``:
+    the worker's records and its labels reader.
 
-    Why not kafka-python here (it stays for admin, metadata, record/replay and labels): the
-    client table of `bench/KAFKA.md` measures ~60 us of Python per produced message and ~30 us
-    per consumed one, all of it holding the GIL the model needs, against ~2 us and ~1 us with
-    librdkafka, whose I/O threads run outside the GIL.
-
-    Sends are fire-and-forget with a delivery callback; `flush` waits for every send since the
-    last one and raises if any failed or is still unacknowledged. With ``transactional_id`` the
-    producer is transactional (`begin`, `commit` with the consumed offsets) and the consumer
-    reads committed data only.
+    Why not kafka-python here (it stays for admin, metadata and record/replay): the client
+    table of `bench/KAFKA.md` measures ~30 us of Python per consumed message, all of it holding
+    the GIL the model needs, against ~1 us with librdkafka, whose I/O threads run outside the
+    GIL. And librdkafka's `pause` keeps the read position exactly (kafka-python 3.0 lost
+    buffered messages of a paused partition).
     """
 
     def __init__(self, bootstrap: str, topic: str, partitions: list[int], group: str,
-                 client_id: str, transactional_id: str | None = None) -> None:
+                 client_id: str, read_committed: bool = False) -> None:
         import confluent_kafka as ck
 
         self._ck = ck
@@ -115,23 +112,14 @@ class PartitionIO:
         self._consumer = ck.Consumer({
             "bootstrap.servers": bootstrap, "group.id": group, "client.id": client_id,
             "enable.auto.commit": False, "auto.offset.reset": "earliest",
-            "isolation.level": "read_committed" if transactional_id else "read_uncommitted",
+            "isolation.level": "read_committed" if read_committed else "read_uncommitted",
             # prefetch at most ~16 MB in all: a bounded run reads its backlog as it goes
             "queued.max.messages.kbytes": 16384, "fetch.wait.max.ms": 50,
         })
-        settings = {"bootstrap.servers": bootstrap, "client.id": client_id, "acks": "all",
-                    "linger.ms": 20}
-        if transactional_id:
-            settings["transactional.id"] = transactional_id
-        self._producer = ck.Producer(settings)
-        self._failures: list[Any] = []
         self._highwater: dict[int, int] = {}
+        self._paused: set[int] = set()
         self._closed = False
-        if transactional_id:
-            # fences and aborts what a previous incarnation with this id left open
-            self._producer.init_transactions(METADATA_TIMEOUT_S)
 
-    # -- consuming -----------------------------------------------------------------------------
     def assign(self, offsets: dict[int, int | None]) -> dict[int, int]:
         """Assign each partition at its offset (None: the partition's first offset); returns
         the offsets reading starts from."""
@@ -162,6 +150,14 @@ class PartitionIO:
         (tp,) = self._consumer.committed([self._tps[partition]], timeout=METADATA_TIMEOUT_S)
         return tp.offset if tp.offset >= 0 else None
 
+    def pause_only(self, partitions: set[int]) -> None:
+        """Stop fetching ``partitions`` and fetch all others (a paused partition resumes at the
+        message after the last one `poll` returned)."""
+        if partitions != self._paused:
+            self._consumer.resume([self._tps[p] for p in self._paused - partitions])
+            self._consumer.pause([self._tps[p] for p in partitions - self._paused])
+            self._paused = set(partitions)
+
     def poll(self, max_records: int, timeout_s: float) -> dict[int, list[Any]]:
         """Up to ``max_records`` messages, by partition in offset order; raises on a fatal or
         non-retriable consumer error (a retriable one is librdkafka's to retry)."""
@@ -173,12 +169,45 @@ class PartitionIO:
                     raise self._ck.KafkaException(error)
                 continue
             batches.setdefault(m.partition(), []).append(m)
-        self._producer.poll(0)   # serve delivery callbacks
         return batches
 
     def commit(self, offsets: dict[int, int]) -> None:
         """Commit the next offsets to read, synchronously."""
         self._consumer.commit(offsets=self._positions(offsets), asynchronous=False)
+
+    def close(self) -> None:
+        self._consumer.close()
+        self._closed = True
+
+
+class PartitionIO(PartitionReader):
+    """The worker's hot path to Kafka: a `PartitionReader` of the records and the producer of
+    the outputs (~2 us per message with librdkafka against ~60 us with kafka-python).
+
+    Sends are fire-and-forget with a delivery callback; `flush` waits for every send since the
+    last one and raises if any failed or is still unacknowledged. With ``transactional_id`` the
+    producer is transactional (`begin`, `commit` with the consumed offsets) and the consumer
+    reads committed data only.
+    """
+
+    def __init__(self, bootstrap: str, topic: str, partitions: list[int], group: str,
+                 client_id: str, transactional_id: str | None = None) -> None:
+        super().__init__(bootstrap, topic, partitions, group, client_id,
+                         read_committed=transactional_id is not None)
+        settings = {"bootstrap.servers": bootstrap, "client.id": client_id, "acks": "all",
+                    "linger.ms": 20}
+        if transactional_id:
+            settings["transactional.id"] = transactional_id
+        self._producer = self._ck.Producer(settings)
+        self._failures: list[Any] = []
+        if transactional_id:
+            # fences and aborts what a previous incarnation with this id left open
+            self._producer.init_transactions(METADATA_TIMEOUT_S)
+
+    def poll(self, max_records: int, timeout_s: float) -> dict[int, list[Any]]:
+        batches = super().poll(max_records, timeout_s)
+        self._producer.poll(0)   # serve delivery callbacks
+        return batches
 
     # -- producing -----------------------------------------------------------------------------
     def send(self, topic: str, value: bytes, key: bytes | None = None,
@@ -219,11 +248,10 @@ class PartitionIO:
                 METADATA_TIMEOUT_S)
         self._producer.commit_transaction(METADATA_TIMEOUT_S)
 
-    def close(self, flush_timeout_s: float | None) -> None:
+    def close(self, flush_timeout_s: float | None) -> None:  # type: ignore[override]
         """Flush (up to ``flush_timeout_s``; None: drop what is still queued) and close."""
         if flush_timeout_s is None:
             self._producer.purge()
         else:
             self._producer.flush(flush_timeout_s)
-        self._consumer.close()
-        self._closed = True
+        super().close()

@@ -225,7 +225,7 @@ class PartitionWorker:
             self._state[p].next_offset = offset
         self._last_checkpoint = time.monotonic()
         self._labels: Any = None          # consumer of the labels topic (all its partitions)
-        self._label_tps: list[Any] = []
+        self._label_read: dict[int, int] = {}
         self._orphans = job.new_joiner()  # labels whose record this worker has not seen
         self._label_offsets: dict[int, int] = {}
         self.labels_read = 0
@@ -257,8 +257,6 @@ class PartitionWorker:
 
     def _open_labels(self) -> None:
         """Assign every partition of the labels topic; resume from the labels checkpoint."""
-        from kafka import KafkaConsumer, TopicPartition
-
         job = self.job
         blob = (read_bytes(job.labels_checkpoint_uri(self.partitions))
                 if job.checkpoint_dir else None)
@@ -266,18 +264,13 @@ class PartitionWorker:
             doc = pickle.loads(unseal(blob, schema=LABELS_SCHEMA)[1])
             self._orphans, self._label_offsets = doc["orphans"], doc["offsets"]
             self.labels_read, self.labels_invalid = doc["read"], doc["invalid"]
-        self._labels = KafkaConsumer(bootstrap_servers=job.bootstrap, enable_auto_commit=False,
-                                     auto_offset_reset="earliest",
-                                     client_id=f"driftflow-labels-{os.getpid()}")
-        self._label_tps = [TopicPartition(job.labels_topic, p)
-                           for p in kio.list_partitions(job.bootstrap, job.labels_topic)]
-        self._labels.assign(self._label_tps)
-        for tp in self._label_tps:
-            if tp.partition in self._label_offsets:
-                self._labels.seek(tp, self._label_offsets[tp.partition])
-            else:
-                self._labels.seek_to_beginning(tp)
-                self._label_offsets[tp.partition] = self._labels.position(tp)
+        partitions = kio.list_partitions(job.bootstrap, job.labels_topic)
+        self._labels = kio.PartitionReader(job.bootstrap, job.labels_topic, partitions,
+                                           group=f"{job.group}-labels",
+                                           client_id=f"driftflow-labels-{os.getpid()}")
+        self._label_offsets = self._labels.assign(
+            {p: self._label_offsets.get(p) for p in partitions})
+        self._label_read = dict(self._label_offsets)   # next offset `_fill_labels` reads
 
     def _restore(self, p: int) -> _PartitionState:
         """The partition's last checkpoint, or a fresh model (from the beginning) without one."""
@@ -338,8 +331,8 @@ class PartitionWorker:
         now; the first partition's result then carries this worker's ``worker_labels`` counts."""
         t0 = time.perf_counter()
         ends = {p: self._io.watermarks(p)[1] for p in self.partitions}
-        label_ends = ({tp.partition: off for tp, off in
-                       self._labels.end_offsets(self._label_tps).items()} if self._labels else {})
+        label_ends = ({p: self._labels.watermarks(p)[1] for p in self._label_read}
+                      if self._labels else {})
         if self.job.exactly_once:
             self._io.begin()
         while True:
@@ -425,28 +418,33 @@ class PartitionWorker:
             if time.monotonic() > deadline:
                 self.label_waits_timed_out += 1
                 return
-            got = self._labels.poll(timeout_ms=LABEL_POLL_TIMEOUT_MS if upto is not None else 0,
-                                    max_records=POLL_MAX_RECORDS)
+            # read only the partitions still behind ``upto``, so one that is ahead cannot fill
+            # the backlog while another still has labels due
+            self._labels.pause_only(set() if upto is None else
+                                    {p for p, ts in self._label_newest.items() if ts > upto})
+            got = self._labels.poll(POLL_MAX_RECORDS,
+                                    LABEL_POLL_TIMEOUT_MS / 1000 if upto is not None else 0)
             if upto is None and not got and self._labels_drained():
                 return
-            for tp, messages in got.items():
-                self._label_backlog.setdefault(tp.partition, collections.deque()).extend(messages)
-                self._label_newest[tp.partition] = max(self._label_newest.get(tp.partition, -1),
-                                                       max(m.timestamp or 0 for m in messages))
+            for p, messages in got.items():
+                self._label_backlog.setdefault(p, collections.deque()).extend(messages)
+                self._label_read[p] = messages[-1].offset() + 1
+                self._label_newest[p] = max(self._label_newest.get(p, -1),
+                                            max(_timestamp_ms(m) or 0 for m in messages))
 
     def _labels_cover(self, upto: int) -> bool:
         """Whether no label with a timestamp <= ``upto`` can still be unread."""
-        return all(self._label_newest.get(tp.partition, -1) > upto or self._drained(tp)
-                   for tp in self._label_tps)
+        return all(self._label_newest.get(p, -1) > upto or self._drained(p)
+                   for p in self._label_read)
 
-    def _drained(self, tp: Any) -> bool:
-        hw = self._labels.highwater(tp)
-        return hw is not None and self._labels.position(tp) >= hw
+    def _drained(self, partition: int) -> bool:
+        hw = self._labels.highwater(partition)
+        return hw is not None and self._label_read[partition] >= hw
 
     def _labels_drained(self) -> bool:
         """Whether the labels reader is at every partition's last known high watermark (an
         empty poll may only mean a fetch still in flight)."""
-        return all(self._drained(tp) for tp in self._label_tps)
+        return all(self._drained(p) for p in self._label_read)
 
     def _caught_up(self, ends: dict[int, int] | None) -> bool:
         """Whether the records are read to their end (a bounded run's ``ends``) or to the last
@@ -464,8 +462,8 @@ class PartitionWorker:
         ``caught_up``), in timestamp order across the labels partitions (ties: partition)."""
         queues = [q for q in self._label_backlog.values() if q]
         while queues:
-            queue = min(queues, key=lambda q: q[0].timestamp or 0)
-            if not (caught_up or (queue[0].timestamp or 0) <= self._frontier):
+            queue = min(queues, key=lambda q: _timestamp_ms(q[0]) or 0)
+            if not (caught_up or (_timestamp_ms(queue[0]) or 0) <= self._frontier):
                 return
             self._handle_labels([queue.popleft()])
             if not queue:
@@ -478,19 +476,19 @@ class PartitionWorker:
         import json
 
         for m in messages:
-            self._label_offsets[m.partition] = m.offset + 1
+            self._label_offsets[m.partition()] = m.offset() + 1
             self.labels_read += 1
             self._labels_since += 1
             try:
-                doc = json.loads(m.value)
+                doc = json.loads(m.value())
                 id, y = doc["id"], doc[self.job.target]
                 hash(id), hash(y)
                 if id is None or y is None:
                     raise ValueError("null id or label")
             except (ValueError, KeyError, TypeError, RecursionError) as exc:
                 self.labels_invalid += 1
-                dead = DeadLetter(m.offset, f"invalid label message: {type(exc).__name__}: "
-                                  f"{str(exc)[:80]}", raw=m.value, partition=m.partition)
+                dead = DeadLetter(m.offset(), f"invalid label message: {type(exc).__name__}: "
+                                  f"{str(exc)[:80]}", raw=m.value(), partition=m.partition())
                 self._io.send(self.job.output_topic("dead-letter"),
                               value=kio.dead_letter_message(dead, self.job.labels_topic))
                 continue

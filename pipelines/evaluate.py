@@ -3,6 +3,10 @@
 Accuracy, Cohen's kappa, kappa-M (against the majority-class classifier run prequentially) and
 kappa-T (against the no-change classifier that predicts the previous label), plus a sliding-window
 accuracy curve sampled every ``curve_every`` records for plots.
+
+A record the model could not predict (None: it had learned nothing yet, as before the first
+label of a delayed-label stream) is counted in ``unpredicted`` and left out of the scores, as
+River's progressive validation does.
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ class PrequentialMetrics:
     curve_every: int = 500
     n: int = 0
     correct: int = 0
+    unpredicted: int = 0
     _majority_correct: int = 0
     _no_change_correct: int = 0
     _true_counts: Counter = field(default_factory=Counter)
@@ -35,7 +40,10 @@ class PrequentialMetrics:
     curve: list[tuple[int, float, float]] = field(default_factory=list)
 
     def update(self, y_true: Hashable, y_pred: Hashable | None) -> None:
-        """Score one prediction made before ``y_true`` was learned."""
+        """Score one prediction made before ``y_true`` was learned (None: count it only)."""
+        if y_pred is None:
+            self.unpredicted += 1
+            return
         hit = int(y_pred == y_true)
         if self._true_counts:
             majority = self._true_counts.most_common(1)[0][0]
@@ -52,6 +60,16 @@ class PrequentialMetrics:
             self._recent_correct -= self._recent.popleft()
         if self.n % self.curve_every == 0:
             self.curve.append((self.n, self.windowed_accuracy, self.accuracy))
+
+    def merge(self, other: PrequentialMetrics) -> None:
+        """Add ``other``'s counts (another partition's) to these; the curves are not merged."""
+        self.n += other.n
+        self.correct += other.correct
+        self.unpredicted += other.unpredicted
+        self._majority_correct += other._majority_correct
+        self._no_change_correct += other._no_change_correct
+        self._true_counts += other._true_counts
+        self._pred_counts += other._pred_counts
 
     @property
     def accuracy(self) -> float:
@@ -83,6 +101,7 @@ class PrequentialMetrics:
     def as_dict(self) -> dict[str, float | int]:
         return {
             "scored": self.n,
+            "unpredicted": self.unpredicted,
             "accuracy": self.accuracy,
             "kappa": self.kappa,
             "kappa_m": self.kappa_m,

@@ -118,6 +118,7 @@ class ModelHost:
             "kappa_m": scores["kappa_m"],
             "kappa_t": scores["kappa_t"],
             "scored": scores["scored"],
+            "unpredicted": scores["unpredicted"],
             "records_per_second": self.records / seconds if seconds > 0 else 0.0,
             "seconds": seconds,
             "drifts": list(self.drift_positions),

@@ -86,13 +86,7 @@ def merge_results(results: list[dict[int, dict[str, Any]]], seconds: float,
     parts = {p: r for result in results for p, r in result.items()}
     total = PrequentialMetrics()
     for r in parts.values():
-        m: PrequentialMetrics = r["metrics"]
-        total.n += m.n
-        total.correct += m.correct
-        total._majority_correct += m._majority_correct
-        total._no_change_correct += m._no_change_correct
-        total._true_counts += m._true_counts
-        total._pred_counts += m._pred_counts
+        total.merge(r["metrics"])
     summaries = {p: r["summary"] for p, r in sorted(parts.items())}
     records = sum(s["records"] for s in summaries.values())
     scores = total.as_dict()
@@ -101,7 +95,7 @@ def merge_results(results: list[dict[int, dict[str, Any]]], seconds: float,
         "model": next(iter(summaries.values()))["model"] if summaries else None,
         "records": records, "accuracy": scores["accuracy"], "kappa": scores["kappa"],
         "kappa_m": scores["kappa_m"], "kappa_t": scores["kappa_t"], "scored": scores["scored"],
-        "records_per_second": records / seconds if seconds > 0 else 0.0, "seconds": seconds,
+        "unpredicted": scores["unpredicted"], "records_per_second": records / seconds if seconds > 0 else 0.0, "seconds": seconds,
         "drifts": [[p, off] for p, s in summaries.items() for off in s["drifts"]],
         "experts_final": sum(s["experts_final"] for s in summaries.values()),
         "dead_letters": sum(s["dead_letters"] for s in summaries.values()),

@@ -83,10 +83,13 @@ def test_model_host_learns_late_labels_and_scores_the_arrival_prediction() -> No
     host = ModelHost(make_model("adaptive", seed=1), joiner=LabelJoiner())
     pred = host.process(Record({"a": 1.0}, None, id=1, offset=0))
     assert pred.y_true is None and host.model.n_learned == 0 and host.skipped == 0
-    assert host.apply_label(1, 1) and host.model.n_learned == 1 and host.metrics.n == 1
+    # the model had learned nothing: its prediction (None) is counted, not scored
+    assert host.apply_label(1, 1) and host.model.n_learned == 1
+    assert (host.metrics.n, host.metrics.unpredicted) == (0, 1)
     assert not host.apply_label(2, 0)            # orphan, held
     host.process(Record({"a": 2.0}, None, id=2, offset=1))
     assert host.model.n_learned == 2 and host.summary(1.0)["labels_joined"] == 2
+    assert host.metrics.n == 1 and host.summary(1.0)["unpredicted"] == 1
 
 
 def test_cli_refuses_delayed_labels_with_exactly_once(tmp_path, capsys) -> None:

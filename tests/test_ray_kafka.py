@@ -228,7 +228,9 @@ def test_bounded_ray_run_writes_outputs_and_metrics(kafka_broker: str, ray_local
 
     assert metrics["records"] == len(ids) + len(BAD_LINES)
     assert metrics["dead_letters"] == len(BAD_LINES) and metrics["actors"] == 2
-    assert metrics["scored"] == len(ids) and metrics["accuracy"] > 0.7
+    # each partition's first record comes before its model learned anything: counted, unscored
+    assert metrics["scored"] + metrics["unpredicted"] == len(ids) and metrics["accuracy"] > 0.7
+    assert metrics["unpredicted"] == 4
     assert sorted(metrics["partitions"]) == ["0", "1", "2", "3"]
     on_disk = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert on_disk["records"] == metrics["records"]
@@ -459,8 +461,10 @@ def _produce_delayed(bootstrap: str, topic: str, labels_topic: str | None, n: in
     return list(range(n))
 
 
-def _delayed_reference(rows: list, partition_of: dict[int, int], lag: int, seed: int) -> float:
-    """Prequential accuracy of the same schedule, in process: a ModelHost with a LabelJoiner
+def _delayed_reference(rows: list, partition_of: dict[int, int], lag: int,
+                       seed: int) -> tuple[float, int]:
+    """Prequential accuracy and unpredicted records (predicted None, before the partition's
+    first label) of the same schedule, in process: a ModelHost with a LabelJoiner
     per partition; a partition applies label i (in label order) once it has processed one of
     its records at or after record i + ``lag`` (what the workers do with the timestamps)."""
     from pipelines.host import ModelHost
@@ -470,36 +474,35 @@ def _delayed_reference(rows: list, partition_of: dict[int, int], lag: int, seed:
 
     hosts = {p: ModelHost(make_model("adaptive", seed=seed + p), joiner=LabelJoiner())
              for p in set(partition_of.values())}
-    hits, applied = 0, dict.fromkeys(hosts, 0)   # next label index each partition may apply
+    hits, scored, applied = 0, 0, dict.fromkeys(hosts, 0)   # applied: next label index
     for i, r in enumerate(rows):
         q = partition_of[i]
         pred = hosts[q].process(Record(r.x, None, id=i, offset=i))
         hits += pred.y_pred == r.y
+        scored += pred.y_pred is not None
         while applied[q] <= i - lag:
             j = applied[q]
             applied[q] += 1
             if partition_of[j] == q:
                 hosts[q].apply_label(j, rows[j].y)
-    return hits / len(rows)
+    return hits / scored, len(rows) - scored
 
 
 def test_delayed_labels_join_by_id_and_score_the_arrival_prediction(
         kafka_broker: str, ray_local: None, tmp_path) -> None:
     """Records without labels, labels 1,000 records late on their own topic: every label joins
     its record, the bounded run waits for the labels' end, each record is scored with the
-    prediction made on its arrival, and accuracy equals the same schedule run in process
-    (deterministic despite two topics read concurrently).
+    prediction made on its arrival, accuracy equals the same schedule run in process
+    (deterministic despite two topics read concurrently), and it is within 1 point of the same
+    stream with its labels in the records.
 
-    Not asserted here: "within 1 point of in-record labels". The first 1,000 records are
-    predicted before any label exists, by a model that has learned nothing, which costs
-    1,000 / n of the accuracy whatever the runner does; after them the delay's cost falls with
-    the stream's length as SEA's concepts last longer: in process 3.2 points at 6,000 records,
-    1.0 at 20,000, 0.5 at 30,000. At 30,000 records the Ray run did not equal the in-process
-    schedule (0.8303 against 0.8368, no label wait timed out), which is open; at 6,000 it
-    does, exactly. Both comparisons are printed."""
+    30,000 records, because the cost of learning 1,000 records late (slower to learn at the
+    start and to recover after SEA's drifts) falls with the stream's length: in process it is
+    3.2 points at 6,000 records, 1.0 at 20,000, 0.5 at 30,000. The first 1,000 records come
+    before any label: the model has learned nothing, predicts None, and they are not scored."""
     from pipelines.ray_runner import run_ray
 
-    n, lag, seed = 6000, 1000, 4
+    n, lag, seed = 30_000, 1000, 4
     topic, labels, plain = _topic("ray-nolabel"), _topic("ray-labels"), _topic("ray-inrecord")
     ids = _produce_delayed(kafka_broker, topic, labels, n, lag)
     _produce_delayed(kafka_broker, plain, None, n, lag)
@@ -513,19 +516,25 @@ def test_delayed_labels_join_by_id_and_score_the_arrival_prediction(
 
     assert delayed["records"] == n and delayed["skipped"] == 0
     assert baseline["records"] == n
-    assert delayed["labels_joined"] == n and delayed["scored"] == n
+    assert delayed["labels_joined"] == n
+    # before the first label the model has learned nothing and predicts None: those records are
+    # counted, not scored (as River's progressive validation does); after it, every one is scored
+    assert delayed["scored"] + delayed["unpredicted"] == n
+    assert baseline["unpredicted"] == 2                          # each partition's first
     assert delayed["labels_expired"] == 0 and delayed["labels_orphaned"] == 0
     assert delayed["labels_read"] == n and delayed["labels_pending"] == 0
     preds = _read_all(kafka_broker, f"{topic}.predictions")
     assert sorted(p["id"] for p in preds) == ids                 # each predicted once, on arrival
     rows = list(open_source("synthetic:SEAa", limit=n, seed=7))
-    hits = [p["y_pred"] == rows[p["id"]].y for p in preds]
-    assert delayed["accuracy"] == pytest.approx(sum(hits) / n)   # scored: the emitted prediction
-    after = sum(h for p, h in zip(preds, hits) if p["id"] >= lag) / (n - lag)
+    hit = {p["id"]: p["y_pred"] == rows[p["id"]].y for p in preds if p["y_pred"] is not None}
+    assert len(hit) == delayed["scored"]
+    assert delayed["accuracy"] == pytest.approx(sum(hit.values()) / len(hit))   # as emitted
+    after = sum(h for i, h in hit.items() if i >= lag) / (n - lag)
     in_record = [p for p in _read_all(kafka_broker, f"{plain}.predictions") if p["id"] >= lag]
     assert len(in_record) == n - lag
     in_record_after = sum(p["y_pred"] == rows[p["id"]].y for p in in_record) / (n - lag)
-    reference = _delayed_reference(rows, {p["id"]: p["partition"] for p in preds}, lag, seed)
+    reference, unpredicted = _delayed_reference(rows, {p["id"]: p["partition"] for p in preds},
+                                                lag, seed)
     print(f"\ndelayed labels: accuracy {delayed['accuracy']:.4f} (in-process schedule "
           f"{reference:.4f}; after the first {lag}: {after:.4f}) vs in-record labels "
           f"{baseline['accuracy']:.4f} (after the first {lag}: {in_record_after:.4f}); "
@@ -534,6 +543,8 @@ def test_delayed_labels_join_by_id_and_score_the_arrival_prediction(
     # every label up to a batch's newest record), so Ray reproduces the in-process schedule.
     assert delayed["label_waits_timed_out"] == 0
     assert delayed["accuracy"] == pytest.approx(reference, abs=1e-12)
+    assert delayed["unpredicted"] == unpredicted >= lag
+    assert delayed["accuracy"] >= baseline["accuracy"] - 0.01
     # the checkpoints keep the joiners and the labels topic's offsets
     ckpt = KafkaJob(kafka_broker, topic, checkpoint_dir=str(tmp_path / "ckpt"))
     state = load_partition(read_bytes(ckpt.checkpoint_uri(0)), "y")
