@@ -42,6 +42,7 @@ import multiprocessing as mp  # noqa: E402
 import pickle  # noqa: E402
 import platform  # noqa: E402
 import shlex  # noqa: E402
+import shutil  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -448,6 +449,8 @@ def write_markdown(path: Path, meta: dict[str, Any], per_stream: dict[str, Any],
         f"- Size: `{meta['size']}`, records per stream: {meta['limit']:,} (files are capped at "
         f"that, Electricity has 45,312); seeds: {', '.join(map(str, meta['seed_list']))}; "
         f"worker processes: {meta['jobs']}; wall time {meta['wall_seconds']:.1f} s",
+        *(f"- Merged in: {', '.join(part['streams'])} from `{part['command']}` ({part['date']}, "
+          f"wall time {part['wall_seconds']:.1f} s)" for part in meta.get("merged", [])),
         "",
         "## How to read this", "",
         "- Prequential (test-then-train) on every record: `predict_one`, then `learn_one`. "
@@ -567,6 +570,9 @@ def build_parser(prog: str = "driftflow bench") -> argparse.ArgumentParser:
     p.add_argument("--render", action="store_true",
                    help="run nothing: rewrite RESULTS.md in --out (default bench/) from its "
                         "results.json, e.g. after editing bench/ANALYSIS.md")
+    p.add_argument("--merge", type=Path, default=None, metavar="DIR",
+                   help="with --render: first add the streams of DIR/results.json (another "
+                        "run of the same size and seeds) to --out's, replacing same-named ones")
     return p
 
 
@@ -599,8 +605,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.mem_records is not None and args.mem_records < 0:
         print("--mem-records must be >= 0", file=sys.stderr)
         return 2
+    if args.merge is not None and not args.render:
+        print("--merge needs --render", file=sys.stderr)
+        return 2
     if args.render:
-        return render(args.out or Path(__file__).resolve().parent)
+        return render(args.out or Path(__file__).resolve().parent, args.merge)
     limit = args.limit if args.limit is not None else SIZES[args.size]
     if args.mem_records is None:
         args.mem_records = SMOKE_MEM_RECORDS if args.size == "smoke" else DEFAULT_MEM_RECORDS
@@ -687,19 +696,48 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failed else 0
 
 
-def render(out: Path) -> int:
+def render(out: Path, merge: Path | None = None) -> int:
     """Rewrite ``out/RESULTS.md`` from ``out/results.json`` (with the current ANALYSIS.md),
-    without running anything; 2 when there is no results.json."""
+    without running anything; 2 when a results.json is missing. With ``merge``, the streams of
+    ``merge/results.json`` (a run with the same size and seeds) are added to ``out``'s first,
+    replacing any stream of the same name, and their plots copied."""
     try:
         data = json.loads((out / "results.json").read_text())
-    except FileNotFoundError:
-        print(f"no results.json in {out}", file=sys.stderr)
+        extra = json.loads((merge / "results.json").read_text()) if merge else None
+    except FileNotFoundError as exc:
+        print(f"no results.json: {exc.filename}", file=sys.stderr)
         return 2
+    if extra is not None:
+        if (extra["meta"]["limit"], extra["meta"]["seeds"]) != (data["meta"]["limit"],
+                                                                 data["meta"]["seeds"]):
+            print("--merge: the two runs differ in records per stream or seeds", file=sys.stderr)
+            return 2
+        data = _merged(data, extra)
+        for label in extra["streams"]:
+            if (merge / f"{label}.png").is_file():
+                shutil.copyfile(merge / f"{label}.png", out / f"{label}.png")
+        (out / "results.json").write_text(json.dumps(data, indent=1, default=_json_default))
     figures = {label: f"{label}.png" for label in data["streams"]
                if (out / f"{label}.png").is_file()}
     write_markdown(out / "RESULTS.md", data["meta"], data["streams"], data["summary"], figures)
     print(f"written: {out / 'RESULTS.md'}")
     return 0
+
+
+def _merged(data: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """``data`` (a results.json) with ``extra``'s streams added, its runs re-aggregated."""
+    meta = dict(data["meta"])
+    new = [label for label in extra["meta"]["streams"] if label in extra["streams"]]
+    runs = [r for r in data["runs"] if r["label"] not in new] + extra["runs"]
+    meta["models"] = list(dict.fromkeys([*meta["models"], *extra["meta"]["models"]]))
+    meta["streams"] = [*(s for s in meta["streams"] if s not in new), *new]
+    meta["merged"] = [*meta.get("merged", []),
+                      {key: extra["meta"][key] for key in ("date", "command", "wall_seconds")}
+                      | {"streams": new}]
+    per_stream = aggregate(runs, meta["models"])
+    per_stream = {label: per_stream[label] for label in meta["streams"] if label in per_stream}
+    return {"meta": meta, "summary": summarise(per_stream, meta["models"]),
+            "streams": per_stream, "runs": sorted(runs, key=lambda r: (r["label"], r["seed"]))}
 
 
 def _json_default(obj: Any) -> Any:

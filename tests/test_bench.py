@@ -80,6 +80,35 @@ def test_parallel_workers_and_ratios(tmp_path: Path) -> None:
         assert (tmp_path / f"{label}.png").stat().st_size > 1000
 
 
+@pytest.mark.timeout(120)
+def test_render_merges_another_runs_streams(tmp_path: Path) -> None:
+    """Runs of different streams, same size and seed, merge into one results file: the added
+    stream replaces its namesake, the summary is recomputed over every stream."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    args = ["--limit", "300", "--jobs", "1", "--quiet", "--mem-records", "0"]
+    assert main([*args, "--streams", "SEAa,SEAg", "--models", "river-ht", "--out",
+                 str(first)]) == 0
+    assert main([*args, "--streams", "SEAg,LEDa", "--models", "river-ht,river-hat", "--out",
+                 str(second)]) == 0
+    assert main(["--render", "--out", str(first), "--merge", str(second)]) == 0
+    data = json.loads((first / "results.json").read_text())
+    added = json.loads((second / "results.json").read_text())
+    assert data["meta"]["streams"] == ["SEAa", "SEAg", "LEDa"]
+    assert data["meta"]["models"] == ["river-ht", "river-hat"]
+    assert data["streams"]["SEAg"] == added["streams"]["SEAg"]        # replaced
+    assert data["streams"]["SEAa"]["models"]["river-hat"]["accuracy"] is None   # not run there
+    assert data["summary"]["river-hat"]["accuracy"] == pytest.approx(
+        (added["streams"]["SEAg"]["models"]["river-hat"]["accuracy"]
+         + added["streams"]["LEDa"]["models"]["river-hat"]["accuracy"]) / 2)
+    md = (first / "RESULTS.md").read_text()
+    assert "\n## LEDa\n" in md and "- Merged in: SEAg, LEDa from `" in md
+    assert (first / "LEDa.png").is_file()
+    assert main(["--merge", str(second), "--out", str(first)]) == 2      # needs --render
+    assert main([*args, "--limit", "200", "--streams", "SEAa", "--models", "river-ht",
+                 "--out", str(second)]) == 0
+    assert main(["--render", "--out", str(first), "--merge", str(second)]) == 2  # other size
+
+
 def test_bad_arguments_are_refused(tmp_path: Path) -> None:
     assert main(["--models", "nope", "--out", str(tmp_path)]) == 2
     assert main(["--streams", "NOPE", "--out", str(tmp_path)]) == 2
