@@ -52,9 +52,46 @@ class DenseNet:
         self._mom = [np.zeros_like(p) for p in self._params()] if optimizer == "adam" else []
         self._sq = [np.zeros_like(p) for p in self._params()] if optimizer == "adam" else []
         self._t = 0
+        self._pack()
 
     def _params(self) -> list[np.ndarray]:
         return [*self._W, *self._b]
+
+    def _pack(self) -> None:
+        """Lay the parameters out in one flat array (and each Adam moment in another), the
+        lists holding views into it, so an optimiser step is one set of vector operations
+        instead of one per weight and bias (at batch size 1 the per-call cost dominates).
+        Called after every change of shape."""
+        params = self._params()
+        self._flat = np.concatenate([p.ravel() for p in params])
+        views = self._views(self._flat, params)
+        n = len(self._W)
+        self._W, self._b = views[:n], views[n:]
+        if self._mom:
+            self._mom_flat = np.concatenate([m.ravel() for m in self._mom])
+            self._sq_flat = np.concatenate([v.ravel() for v in self._sq])
+            self._mom = self._views(self._mom_flat, params)
+            self._sq = self._views(self._sq_flat, params)
+
+    @staticmethod
+    def _views(flat: np.ndarray, like: list[np.ndarray]) -> list[np.ndarray]:
+        """``flat`` cut into consecutive views shaped as the arrays of ``like``."""
+        views, start = [], 0
+        for p in like:
+            views.append(flat[start:start + p.size].reshape(p.shape))
+            start += p.size
+        return views
+
+    def __getstate__(self) -> dict:
+        # pickle keeps views as copies; store the shaped lists and re-pack on load
+        state = self.__dict__.copy()
+        for key in ("_flat", "_mom_flat", "_sq_flat"):
+            state.pop(key, None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._pack()
 
     @property
     def n_inputs(self) -> int:
@@ -121,27 +158,27 @@ class DenseNet:
         self._apply([*gW, *gb])
 
     def _apply(self, grads: list[np.ndarray]) -> None:
-        params = self._params()
+        g = np.concatenate([g.ravel() for g in grads])   # laid out as `_flat`
         if self.optimizer == "sgd":
-            for p, g in zip(params, grads):
-                p -= self.lr * g
+            g *= self.lr
+            self._flat -= g
             return
         self._t += 1
         b1, b2 = self.betas
         step = self.lr * np.sqrt(1.0 - b2**self._t) / (1.0 - b1**self._t)
-        # In place, one scratch array per parameter: at batch size 1 this update dominates.
-        for p, g, m, v in zip(params, grads, self._mom, self._sq):
-            m *= b1
-            g *= 1.0 - b1          # the gradients are this step's own temporaries
-            m += g
-            g *= g * ((1.0 - b2) / (1.0 - b1) ** 2)
-            v *= b2
-            v += g
-            np.sqrt(v, out=g)
-            g += self.eps
-            np.divide(m, g, out=g)
-            g *= step
-            p -= g
+        m, v = self._mom_flat, self._sq_flat
+        # in place, with ``g`` (this step's own array) as the one scratch buffer
+        m *= b1
+        g *= 1.0 - b1
+        m += g
+        g *= g * ((1.0 - b2) / (1.0 - b1) ** 2)
+        v *= b2
+        v += g
+        np.sqrt(v, out=g)
+        g += self.eps
+        np.divide(m, g, out=g)
+        g *= step
+        self._flat -= g
 
     def grow_inputs(self, n_inputs: int, rng: np.random.Generator) -> None:
         """Widens the input to ``n_inputs``. A net built with 0 inputs (input size not known
@@ -157,6 +194,7 @@ class DenseNet:
             self._W[0] = np.vstack([W, np.zeros((extra, W.shape[1]))])
         for moments in (self._mom, self._sq) if self._mom else ():
             moments[0] = np.vstack([moments[0], np.zeros((extra, W.shape[1]))])
+        self._pack()
 
     def add_output(self, rng: np.random.Generator) -> None:
         """Appends one output: a Xavier column for the widened layer, zero bias and moments."""
@@ -167,6 +205,7 @@ class DenseNet:
         for moments in (self._mom, self._sq) if self._mom else ():
             moments[last] = np.hstack([moments[last], np.zeros((W.shape[0], 1))])
             moments[-1] = np.append(moments[-1], 0.0)
+        self._pack()
 
     def remove_output(self, i: int) -> None:
         """Deletes output unit ``i`` from the last layer, its bias and their moments."""
@@ -176,3 +215,4 @@ class DenseNet:
         for moments in (self._mom, self._sq) if self._mom else ():
             moments[last] = np.delete(moments[last], i, axis=1)
             moments[-1] = np.delete(moments[-1], i)
+        self._pack()
