@@ -11,7 +11,7 @@ timings within a stream share a process, a CPU and a stream. Per (stream, model)
   over the pre-generated records (stream generation/decoding, scoring and tracemalloc are *not*
   timed; a progress-bar update every ``_CHUNK`` records is). records/s = records / seconds.
 - **Memory**: a *second*, separate pass with a fresh model (same seed) over the first
-  ``min(N, --mem-records)`` records (default 20,000; 500 for smoke runs) under ``tracemalloc``: the peak of traced
+  ``min(N, --mem-records)`` records (default 5,000; 500 for smoke runs) under ``tracemalloc``: the peak of traced
   Python allocations from just before the model is built to the end of that pass, minus the
   traced size at the start. tracemalloc slows Python several-fold, which is why the timed run does
   not use it; the peak includes the transient allocations of predict/learn, and, measured at
@@ -94,7 +94,9 @@ PAPER_MOE_DATA = {  # DriftMoE paper, MoE-Data, mean of 10 seeds, 1,000,000 reco
     "LEDa": 73.77, "LEDg": 73.11, "SEAa": 89.09, "SEAg": 88.74, "RBFm": 79.89, "RBFf": 61.90,
     ELEC: 83.76,
 }
-DEFAULT_MEM_RECORDS = 20_000
+# tracemalloc costs 3-8x the timed run: at 20,000 records the pass took as long as the timed
+# ci run itself (42 min in all); 5,000 keeps it a fraction, and the state column covers growth.
+DEFAULT_MEM_RECORDS = 5_000
 SMOKE_MEM_RECORDS = 500  # a smoke run should stay quick; tracemalloc costs 3-8x the timed run
 _CHUNK = 1_000  # records between progress-bar updates inside the timed loop
 
@@ -564,7 +566,7 @@ def build_parser(prog: str = "driftflow bench") -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=2,
                    help="worker processes, one (stream, seed) each (default 2; 1 = in-process)")
     p.add_argument("--mem-records", type=int, default=None,
-                   help="records of the separate tracemalloc pass (default 20,000; 500 with "
+                   help="records of the separate tracemalloc pass (default 5,000; 500 with "
                         "--size smoke; 0 = skip)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--render", action="store_true",
