@@ -219,6 +219,12 @@ class VectorNBLeaf(LeafNaiveBayesAdaptive):
         return {**self.__dict__, "_last": None}   # a cache, not state
 
 
+# Bytes of a leaf for the size cap, about what one pickles to: a (feature, class) distribution
+# is ~4 KiB (River's Gaussian carries a random.Random, ~3.8 KiB of it), the rest ~0.5 KiB.
+CELL_BYTES = 4096
+LEAF_BYTES = 512
+
+
 class VectorNBHoeffdingTree(HoeffdingTreeClassifier):
     """``river.tree.HoeffdingTreeClassifier`` with :class:`VectorNBLeaf` leaves: the same tree
     (same splits, same leaf choices), faster where leaves score many classes x features.
@@ -238,6 +244,26 @@ class VectorNBHoeffdingTree(HoeffdingTreeClassifier):
         super().__init__(**settings)
         self.vector_cells = vector_cells
         self.settings = settings   # River's clone() reads **kwargs back from this attribute
+
+    def _estimate_model_size(self) -> None:
+        """River's periodic size check (every ``memory_estimate_period`` records; past
+        ``max_size`` it deactivates the least promising leaves), with sizes counted instead
+        of measured: River walks ``sys.getsizeof``, which depends on how each dict grew and on
+        the state of the ``random.Random`` every River Gaussian holds (seeded from the OS), so
+        an uninterrupted tree and one restored from a checkpoint could deactivate different
+        leaves. A leaf is `LEAF_BYTES` plus `CELL_BYTES` per (feature, class) distribution."""
+        sizes = {True: 0.0, False: 0.0}
+        for leaf in self._find_leaves():
+            sizes[leaf.is_active()] += LEAF_BYTES + CELL_BYTES * sum(
+                len(getattr(splitter, "_att_dist_per_class", ()))
+                for splitter in (leaf.splitters or {}).values())
+        if self._n_active_leaves:
+            self._active_leaf_size_estimate = sizes[True] / self._n_active_leaves
+        if self._n_inactive_leaves:
+            self._inactive_leaf_size_estimate = sizes[False] / self._n_inactive_leaves
+        self._size_estimate_overhead_fraction = 1.0
+        if sizes[True] + sizes[False] > self._max_byte_size:
+            self._enforce_size_limit()
 
     def _new_leaf(self, initial_stats: dict | None = None, parent: Any = None) -> VectorNBLeaf:
         depth = 0 if parent is None else parent.depth + 1

@@ -69,6 +69,39 @@ def test_adaptive_grows_on_abrupt_drift_and_stays_within_budget():
     assert kinds.count("grow") + kinds.count("revive") >= 2
 
 
+def test_capped_trees_stop_growing_and_restore_identically(monkeypatch):
+    """With a tiny ``tree_max_mib`` River deactivates leaves; a model restored in between
+    deactivates the same leaves and predicts exactly as the uninterrupted one; and the capped
+    model holds less than an uncapped one. (Not byte-compared: each River Gaussian holds a
+    ``random.Random`` seeded from the OS, so SEA's trees never pickle alike twice.)"""
+    import pipelines.model as model_module
+
+    monkeypatch.setattr(model_module, "TREE_MEMORY_CHECK_PERIOD", 500)
+    rows = _stream(8000)
+    plain, resumed = (make_model("adaptive", seed=2, tree_max_mib=0.05) for _ in range(2))
+    free = make_model("adaptive", seed=2, tree_max_mib=100.0)
+    plain_predictions, resumed_predictions = [], []
+    for i, (x, y) in enumerate(rows):
+        if i == 4000:
+            resumed = AdaptiveModel.restore(resumed.snapshot())
+        plain_predictions.append(plain.predict_proba_one(x))
+        resumed_predictions.append(resumed.predict_proba_one(x))
+        free.predict_one(x)
+        for model in (plain, resumed, free):
+            model.learn_one(x, y)
+
+    def trees(model):
+        return [e.model for e in model._pool.experts
+                if hasattr(getattr(e, "model", None), "max_size")]
+
+    assert trees(plain) and all(t.max_size == 0.05 for t in trees(plain))
+    inactive = [t._n_inactive_leaves for t in trees(plain)]
+    assert sum(inactive) > 0
+    assert [t._n_inactive_leaves for t in trees(resumed)] == inactive
+    assert resumed_predictions == plain_predictions
+    assert len(plain.snapshot()) < len(free.snapshot())
+
+
 def test_unknown_model_is_a_value_error():
     with pytest.raises(ValueError, match="unknown model"):
         make_model("nope")
