@@ -114,10 +114,15 @@ def test_bad_arguments_are_refused(tmp_path: Path) -> None:
     assert main(["--streams", "NOPE", "--out", str(tmp_path)]) == 2
 
 
-def test_registry_has_the_peers() -> None:
-    assert set(harness.DEFAULT_MODELS) == {
+def test_registry_has_the_peers(tmp_path: Path) -> None:
+    assert set(harness.MODEL_REGISTRY) == {
         "adaptive", "driftmoe-data", "driftmoe-task", "river-ht", "river-hat", "river-arf10",
         "river-srp10", "river-lb10"}
+    assert set(harness.MODEL_REGISTRY) - set(harness.DEFAULT_MODELS) == set(harness.SLOW_PEERS)
+    assert main(["--models", "all", "--limit", "100", "--streams", "SEAa", "--jobs", "1",
+                 "--quiet", "--mem-records", "0", "--out", str(tmp_path)]) == 0
+    ran = json.loads((tmp_path / "results.json").read_text())["streams"]["SEAa"]["models"]
+    assert all(ran[name]["accuracy"] is not None for name in harness.MODEL_REGISTRY)
     srp = harness.MODEL_REGISTRY["river-srp10"](0)
     assert type(srp.model).__name__ == "HoeffdingTreeClassifier"
     assert harness._experts(harness.MODEL_REGISTRY["river-arf10"](0)) == 10
