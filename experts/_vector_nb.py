@@ -248,10 +248,11 @@ class VectorNBHoeffdingTree(HoeffdingTreeClassifier):
     def _estimate_model_size(self) -> None:
         """River's periodic size check (every ``memory_estimate_period`` records; past
         ``max_size`` it deactivates the least promising leaves), with sizes counted instead
-        of measured: River walks ``sys.getsizeof``, which depends on how each dict grew and on
-        the state of the ``random.Random`` every River Gaussian holds (seeded from the OS), so
-        an uninterrupted tree and one restored from a checkpoint could deactivate different
-        leaves. A leaf is `LEAF_BYTES` plus `CELL_BYTES` per (feature, class) distribution."""
+        of measured: River's ``sys.getsizeof`` walk counts each Gaussian's own
+        ``random.Random``, which a restored checkpoint shares between them (see
+        ``pipelines.model.canonical_pickle``), so an uninterrupted tree and its restored copy
+        would measure differently and could deactivate different leaves. A leaf counts as
+        `LEAF_BYTES` plus `CELL_BYTES` per (feature, class) distribution."""
         sizes = {True: 0.0, False: 0.0}
         for leaf in self._find_leaves():
             sizes[leaf.is_active()] += LEAF_BYTES + CELL_BYTES * sum(
