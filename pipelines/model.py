@@ -316,6 +316,8 @@ class Adaptive(AdaptiveModel):
       starve it before it has learned anything (the paper's starvation problem).
     - ``bagging_lambda``: each training expert sees the record with a Poisson(lambda) weight
       (online bagging, for diversity between experts that train on the same records); 0 = off.
+      6, as Leveraging Bagging and ARF use: against 1, at 30k records RBFf +2.8 pts, RBFm +1.9,
+      LEDa +0.6, SEAa 0.0, Electricity (whole) +3.2, for ~25 % more time (fewer zero weights).
     - ``grace_period`` / ``delta``: the trees' split settings; ``tree_max_mib``: each tree's
       size cap (MiB, River's ``max_size``, checked every `TREE_MEMORY_CHECK_PERIOD` records):
       past it River deactivates the least promising leaves, so a tree stops growing between
@@ -332,7 +334,7 @@ class Adaptive(AdaptiveModel):
 
     def __init__(self, initial_experts: int = 3, max_experts: int = 8,
                  max_bytes: int = 64 * 2**20, expert_kinds: tuple[str, ...] = ("mlp", "hoeffding-tree"),
-                 top_k: int = 3, probes: int = 1, warmup: int = 500, bagging_lambda: float = 1.0,
+                 top_k: int = 3, probes: int = 1, warmup: int = 500, bagging_lambda: float = 6.0,
                  grace_period: int = 50, delta: float = 1e-7, tree_max_mib: float = 0.25,
                  router_hidden: tuple[int, ...] = (64, 32), router_batch_size: int = 32,
                  router_lr: float = 2e-3, temperature: float = 0.8,
