@@ -120,6 +120,14 @@ def _delegate(module: str) -> Callable[[argparse.Namespace], int]:
     return run
 
 
+# Commands whose arguments belong to another module's parser (``driftflow bench --size ci``).
+DELEGATED = {
+    "bench": ("bench.harness", "benchmark driftflow against River's ensembles"),
+    "bench-detectors": ("bench.detectors", "score every drift detector on known change points"),
+    "bench-kafka": ("bench.kafka_ray", "Kafka -> Ray -> Kafka throughput, actors and restart"),
+}
+
+
 def _parser() -> argparse.ArgumentParser:
     from pipelines.model import MODELS
 
@@ -172,11 +180,7 @@ def _parser() -> argparse.ArgumentParser:
     ray.add_argument("--ray-address", default=None,
                      help="existing cluster (default: RAY_ADDRESS, else a new local one)")
     run.set_defaults(handler=_run)
-    for name, module, text in (
-        ("bench", "bench.harness", "benchmark driftflow against River's ensembles"),
-        ("bench-detectors", "bench.detectors", "score every drift detector on known change points"),
-        ("bench-kafka", "bench.kafka_ray", "Kafka -> Ray -> Kafka throughput, actors and restart"),
-    ):
+    for name, (module, text) in DELEGATED.items():
         sub = commands.add_parser(name, help=text, add_help=False)
         sub.add_argument("rest", nargs=argparse.REMAINDER)
         sub.set_defaults(handler=_delegate(module))
@@ -208,6 +212,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``driftflow`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in DELEGATED:
+        # argparse's REMAINDER does not take a leading ``--option``: hand the rest over whole
+        return _delegate(DELEGATED[argv[0]][0])(argparse.Namespace(rest=argv[1:]))
     args = _parser().parse_args(argv)
     try:
         return args.handler(args)

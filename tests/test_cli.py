@@ -107,3 +107,18 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path, case, args, message):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert message in result.stderr
+
+
+def test_bench_commands_take_their_own_options(tmp_path, capsys) -> None:
+    """``driftflow bench --size ci`` as the README writes it: options right after a delegated
+    command reach that command's parser, not driftflow's."""
+    from pipelines.cli import main
+
+    assert main(["bench", "--models", "nope", "--out", str(tmp_path)]) == 2
+    assert "unknown model(s): nope" in capsys.readouterr().err
+    assert main(["bench", "--render", "--out", str(tmp_path)]) == 2   # no results.json there
+    assert "no results.json" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench-kafka", "--records", "5"])
+    assert exit_info.value.code == 2
+    assert "--records must be >= 100" in capsys.readouterr().err
