@@ -97,8 +97,8 @@ PAPER_MOE_DATA = {  # DriftMoE paper, MoE-Data, mean of 10 seeds, 1,000,000 reco
     "LEDa": 73.77, "LEDg": 73.11, "SEAa": 89.09, "SEAg": 88.74, "RBFm": 79.89, "RBFf": 61.90,
     ELEC: 83.76,
 }
-# tracemalloc costs 3-8x the timed run: at 20,000 records the pass took as long as the timed
-# ci run itself (42 min in all); 5,000 keeps it a fraction, and the state column covers growth.
+# tracemalloc slows a model 3-8x, and the pass runs every model on every stream: 5,000 records
+# keep it a fraction of the timed run; the state column covers growth over the whole stream.
 DEFAULT_MEM_RECORDS = 5_000
 SMOKE_MEM_RECORDS = 500  # a smoke run should stay quick; tracemalloc costs 3-8x the timed run
 _CHUNK = 1_000  # records between progress-bar updates inside the timed loop

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
-from typing import Any, Callable
+from typing import Any
 
 # Delayed-label bounds (pipelines.label_join says why these values); stdlib-only import
 from pipelines.label_join import DEFAULT_MAX_SIZE as DEFAULT_LABEL_BUFFER
@@ -113,18 +114,15 @@ def _print_summary(metrics: dict[str, Any], out_dir: str | None) -> None:
     print("\n".join(f"{name:<{width}}  {value}" for name, value in rows))
 
 
-def _delegate(module: str) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        import importlib
-        return importlib.import_module(module).main(args.rest)
-    return run
-
-
-# Commands whose arguments belong to another module's parser (``driftflow bench --size ci``).
+# Commands whose arguments belong to another module's ``main(argv)``, by command words
+# (``driftflow bench --size ci``, ``driftflow infra kafka --port 9093 start``). `main` hands
+# them over before argparse runs: its REMAINDER refuses a leading ``--option``.
 DELEGATED = {
-    "bench": ("bench.harness", "benchmark driftflow against River's ensembles"),
-    "bench-detectors": ("bench.detectors", "score every drift detector on known change points"),
-    "bench-kafka": ("bench.kafka_ray", "Kafka -> Ray -> Kafka throughput, actors and restart"),
+    ("bench",): ("bench.harness", "benchmark driftflow against River's ensembles"),
+    ("bench-detectors",): ("bench.detectors",
+                           "score every drift detector on known change points"),
+    ("bench-kafka",): ("bench.kafka_ray", "Kafka -> Ray -> Kafka throughput, actors and restart"),
+    ("infra", "kafka"): ("infra.kafka", "the local Apache Kafka broker (KRaft)"),
 }
 
 
@@ -180,10 +178,8 @@ def _parser() -> argparse.ArgumentParser:
     ray.add_argument("--ray-address", default=None,
                      help="existing cluster (default: RAY_ADDRESS, else a new local one)")
     run.set_defaults(handler=_run)
-    for name, (module, text) in DELEGATED.items():
-        sub = commands.add_parser(name, help=text, add_help=False)
-        sub.add_argument("rest", nargs=argparse.REMAINDER)
-        sub.set_defaults(handler=_delegate(module))
+    for (name,), (_, text) in ((k, v) for k, v in DELEGATED.items() if len(k) == 1):
+        commands.add_parser(name, help=text, add_help=False)   # listed in --help only
     record = commands.add_parser("record", help="copy a Kafka topic to a Parquet file")
     record.add_argument("--topic", required=True)
     record.add_argument("--out", required=True, help="Parquet file to write")
@@ -203,19 +199,16 @@ def _parser() -> argparse.ArgumentParser:
     submit.set_defaults(handler=_submit)
     infra = commands.add_parser("infra", help="start, stop or inspect real components")
     infra_commands = infra.add_subparsers(dest="component", required=True)
-    kafka = infra_commands.add_parser("kafka", help="the local Apache Kafka broker (KRaft)",
-                                      add_help=False)
-    kafka.add_argument("rest", nargs=argparse.REMAINDER)
-    kafka.set_defaults(handler=_delegate("infra.kafka"))
+    infra_commands.add_parser("kafka", help=DELEGATED[("infra", "kafka")][1], add_help=False)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``driftflow`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in DELEGATED:
-        # argparse's REMAINDER does not take a leading ``--option``: hand the rest over whole
-        return _delegate(DELEGATED[argv[0]][0])(argparse.Namespace(rest=argv[1:]))
+    for words, (module, _) in DELEGATED.items():
+        if tuple(argv[:len(words)]) == words:
+            return importlib.import_module(module).main(argv[len(words):])
     args = _parser().parse_args(argv)
     try:
         return args.handler(args)
