@@ -40,6 +40,7 @@ from bench.harness import machine_info
 from infra import kafka as infra_kafka
 from pipelines.host import ModelHost
 from pipelines.model import make_model
+from pipelines.ray_runner import init_local_ray
 from pipelines.sources import open_source
 from pipelines.validation import JsonDecoder
 
@@ -236,8 +237,7 @@ def run(stream: str, n: int, model: str, seed: int, checkpoint_every: int, repea
     topic = f"bench-{stream}-{uuid.uuid4().hex[:8]}"
     say(f"producing {n:,} {stream} records to {topic} ({PARTITIONS} partitions) ...")
     produce(bootstrap, topic, stream, n, seed)
-    ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
-             log_to_driver=False)
+    init_local_ray(log_to_driver=False)
     try:
         # interleaved, so a slow spell of the shared machine hits every path alike; best of each
         tries: dict[str, list[dict[str, Any]]] = {"memory": [], "1": [], "2": []}

@@ -8,6 +8,8 @@ import json
 import time
 from typing import Any
 
+import orjson
+
 from pipelines.host import Prediction
 from pipelines.records import DeadLetter
 
@@ -56,11 +58,17 @@ def ensure_topics(bootstrap: str, names: list[str], partitions: int) -> None:
 
 
 def prediction_message(pred: Prediction, model_version: int) -> bytes:
-    """A prediction as JSON; ``model_version`` is how many records the model had learned."""
-    return json.dumps({
-        "id": pred.id, "key": pred.key, "partition": pred.partition, "offset": pred.offset,
-        "y_pred": pred.y_pred, "confidence": pred.confidence, "model_version": model_version,
-    }, default=str).encode()
+    """A prediction as JSON; ``model_version`` is how many records the model had learned.
+
+    One per record, on the worker's hot path: orjson writes it in ~0.2 us against ~4 us for
+    `json` (a few % of the worker's time). It refuses integers beyond 64 bits, which `json`
+    then writes."""
+    doc = {"id": pred.id, "key": pred.key, "partition": pred.partition, "offset": pred.offset,
+           "y_pred": pred.y_pred, "confidence": pred.confidence, "model_version": model_version}
+    try:
+        return orjson.dumps(doc, default=str)
+    except TypeError:
+        return json.dumps(doc, default=str).encode()
 
 
 def dead_letter_message(dead: DeadLetter, topic: str) -> bytes:
@@ -184,7 +192,7 @@ class PartitionIO(PartitionReader):
     """The worker's hot path to Kafka: a `PartitionReader` of the records and the producer of
     the outputs (~2 us per message with librdkafka against ~60 us with kafka-python).
 
-    Sends are fire-and-forget with a delivery callback; `flush` waits for every send since the
+    Sends are fire-and-forget with a delivery callback for failures; `flush` waits for every send since the
     last one and raises if any failed or is still unacknowledged. With ``transactional_id`` the
     producer is transactional (`begin`, `commit` with the consumed offsets) and the consumer
     reads committed data only.
@@ -195,7 +203,9 @@ class PartitionIO(PartitionReader):
         super().__init__(bootstrap, topic, partitions, group, client_id,
                          read_committed=transactional_id is not None)
         settings = {"bootstrap.servers": bootstrap, "client.id": client_id, "acks": "all",
-                    "linger.ms": 20}
+                    "linger.ms": 20,
+                    # a Python callback per failed message only; `flush` counts the unacked
+                    "delivery.report.only.error": True}
         if transactional_id:
             settings["transactional.id"] = transactional_id
         self._producer = self._ck.Producer(settings)

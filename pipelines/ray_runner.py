@@ -25,7 +25,7 @@ from pipelines._ray_worker import KafkaJob, PartitionWorker
 from pipelines.checkpoint import KEY_ENV
 from pipelines.evaluate import PrequentialMetrics
 
-__all__ = ["KafkaJob", "PartitionWorker", "group_partitions", "merge_results", "remote_worker",
+__all__ = ["KafkaJob", "PartitionWorker", "group_partitions", "init_local_ray", "merge_results", "remote_worker",
            "run_ray", "start_workers"]
 
 # A restarted actor is retried this often per call before the driver gives up: enough for a
@@ -34,6 +34,21 @@ MAX_TASK_RETRIES = 10
 STATUS_PERIOD_S = 5.0      # the driver logs a one-line status this often
 
 log = logging.getLogger("driftflow")
+
+
+def init_local_ray(**options: Any) -> None:
+    """Start a new local Ray instance (never a cluster left by ``ray start`` on this machine)
+    with one CPU per core and no dashboard.
+
+    Its workers run at niceness 0, not Ray's default 15: here the actors ARE the job, and at 15
+    they yield to every other process on the machine (the broker included). On a busy 2-core
+    machine that cost them 5-10 % of their throughput (`bench/KAFKA.md`). A cluster keeps its
+    own setting (``RAY_worker_niceness`` where ``ray start`` runs).
+    """
+    import ray
+
+    ray.init(address="local", **{"num_cpus": os.cpu_count(), "include_dashboard": False,
+                                 "_system_config": {"worker_niceness": 0}, **options})
 
 
 def group_partitions(partitions: list[int], n_groups: int) -> list[list[int]]:
@@ -180,7 +195,7 @@ def run_ray(job: KafkaJob, *, actors: int = 1, until_end: bool = True,
     if started_ray and (address or os.environ.get("RAY_ADDRESS")):
         ray.init(address=address)   # a cluster (also what a `ray job submit` entrypoint sees)
     elif started_ray:
-        ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False)
+        init_local_ray()
     try:
         t0 = time.perf_counter()
         workers = start_workers(job, actors)

@@ -21,6 +21,7 @@ import pytest
 from infra import kafka as infra_kafka
 from pipelines import _kafka_io as kio
 from pipelines._ray_worker import KafkaJob, PartitionWorker, load_partition
+from pipelines.ray_runner import init_local_ray
 from pipelines.checkpoint import read_bytes, unseal
 from pipelines.sources import open_source
 
@@ -53,9 +54,7 @@ def ray_local() -> Iterator[int]:
 
         metrics_port = _free_port()
         # workers inherit OPENBLAS_NUM_THREADS=1 (set by `import pipelines`) from this process
-        # "local": always a fresh instance, never a cluster left by `ray start` on this machine
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
-                 _metrics_export_port=metrics_port)
+        init_local_ray(num_cpus=2, log_to_driver=False, _metrics_export_port=metrics_port)
     except Exception as exc:  # noqa: BLE001 - any failure to start decides fail vs skip
         if _in_ci():
             pytest.fail(f"could not start Ray: {exc}", pytrace=False)
