@@ -11,7 +11,7 @@ timings within a stream share a process, a CPU and a stream. Per (stream, model)
   over the pre-generated records (stream generation/decoding, scoring and tracemalloc are *not*
   timed; a progress-bar update every ``_CHUNK`` records is). records/s = records / seconds.
 - **Memory**: a *second*, separate pass with a fresh model (same seed) over the first
-  ``min(N, --mem-records)`` records (default 5,000; 500 for smoke runs) under ``tracemalloc``: the peak of traced
+  ``min(N, --mem-records)`` records (default 2,500; 500 for smoke runs) under ``tracemalloc``: the peak of traced
   Python allocations from just before the model is built to the end of that pass, minus the
   traced size at the start. tracemalloc slows Python several-fold, which is why the timed run does
   not use it; the peak includes the transient allocations of predict/learn, and, measured at
@@ -97,9 +97,10 @@ PAPER_MOE_DATA = {  # DriftMoE paper, MoE-Data, mean of 10 seeds, 1,000,000 reco
     "LEDa": 73.77, "LEDg": 73.11, "SEAa": 89.09, "SEAg": 88.74, "RBFm": 79.89, "RBFf": 61.90,
     ELEC: 83.76,
 }
-# tracemalloc slows a model 3-8x, and the pass runs every model on every stream: 5,000 records
-# keep it a fraction of the timed run; the state column covers growth over the whole stream.
-DEFAULT_MEM_RECORDS = 5_000
+# tracemalloc slows a model 3-8x, and the pass runs every model on every stream: 2,500 records
+# keep it a fraction of the timed run (5,000 were ~10 % of a ci run's time); the state columns
+# cover growth over the whole stream.
+DEFAULT_MEM_RECORDS = 2_500
 SMOKE_MEM_RECORDS = 500  # a smoke run should stay quick; tracemalloc costs 3-8x the timed run
 _CHUNK = 1_000  # records between progress-bar updates inside the timed loop
 
@@ -150,7 +151,8 @@ def _curve_settings(n: int) -> tuple[int, int]:
 def _timed_run(model: base.Classifier, xs: list, ys: list, bar: tqdm, state_every: int
                ) -> tuple[list, float, list[tuple[int, int | None]]]:
     """Predictions, seconds of predict+learn, and (records seen, pickled model bytes) every
-    ``state_every`` records (the pickling is not timed)."""
+    ``state_every`` records over the second half, where the spread is read (the pickling is not
+    timed; ARF(10) on LED pickles ~150 MB, seconds each)."""
     preds: list = [None] * len(xs)
     predict, learn = model.predict_one, model.learn_one
     states: list[tuple[int, int | None]] = []
@@ -162,7 +164,7 @@ def _timed_run(model: base.Classifier, xs: list, ys: list, bar: tqdm, state_ever
             preds[i] = predict(x)
             learn(x, y)
         bar.update(hi - lo)
-        if hi // state_every > lo // state_every:
+        if hi // state_every > lo // state_every and hi >= len(xs) / 2:
             paused = time.perf_counter()
             states.append((hi, _pickled_size(model)))
             start += time.perf_counter() - paused
@@ -469,8 +471,8 @@ def write_markdown(path: Path, meta: dict[str, Any], per_stream: dict[str, Any],
         f"first min(N, {meta['mem_records']:,}) records, minus the traced size at its start; "
         "tracemalloc slows Python, so the timed run does not use it. state: pickled size of the "
         "model at the end of the timed run. state spread, 2nd half: the model is pickled every "
-        "N/20 records during the timed run (not timed); (max - min) / min of those sizes over "
-        "the stream's second half, the figure for \"memory flat within 10 %\".",
+        "N/20 records over the stream's second half during the timed run (not timed); "
+        "(max - min) / min of those sizes, the figure for \"memory flat within 10 %\".",
         "- acc − ARF: accuracy minus River ARF(10)'s in percentage points; × ARF / × HT speed: "
         "throughput divided by ARF(10)'s / HoeffdingTree's, same stream and seed.",
         "- paper MoE-Data: the DriftMoE paper's MoE-Data accuracy (mean of 10 seeds, 1,000,000 "
@@ -570,7 +572,7 @@ def build_parser(prog: str = "driftflow bench") -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=2,
                    help="worker processes, one (stream, seed) each (default 2; 1 = in-process)")
     p.add_argument("--mem-records", type=int, default=None,
-                   help="records of the separate tracemalloc pass (default 5,000; 500 with "
+                   help="records of the separate tracemalloc pass (default 2,500; 500 with "
                         "--size smoke; 0 = skip)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--render", action="store_true",

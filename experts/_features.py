@@ -35,6 +35,9 @@ class FeatureVectorizer:
         self._mean = np.zeros(0)
         self._m2 = np.zeros(0)
         self._scale = np.ones(0)                  # 1 / running std (1 for constant slots)
+        # (record, its unscaled vector, observed slots) of the last record: an expert
+        # transforms each record twice (predict, then learn), so the second is a lookup
+        self._memo: tuple[dict[str, Any], np.ndarray, list[int]] | None = None
 
     @property
     def dim(self) -> int:
@@ -58,9 +61,27 @@ class FeatureVectorizer:
         """The record as a vector of length ``dim`` (after any growth this record causes).
 
         ``learn=True`` first folds the record into the running mean and variance (only matters
-        with ``standardize=True``). ``x`` is not modified. About 2 us for 10 numeric features
-        raw; standardised about 5 us, 14 us with ``learn=True``.
+        with ``standardize=True``). ``x`` is not modified (nor may it be between the calls of
+        one record: the last record's vector is reused when the same dict comes again). About
+        2 us for 10 numeric features raw; standardised about 5 us, 14 us with ``learn=True``.
         """
+        if self._memo is not None and self._memo[0] is x:
+            out, seen = self._memo[1], self._memo[2]
+        else:
+            out, seen = self._raw(x)
+            self._memo = (x, out, seen)
+        if not self.standardize:
+            return out.copy()   # the memo's own array stays unchanged whatever the caller does
+        self._grow_stats()
+        mask = np.zeros(len(out), dtype=bool)
+        mask[seen] = True
+        if learn:
+            self._welford(out, mask)
+        return np.where(mask, (out - self._mean) * self._scale, 0.0)
+
+    def _raw(self, x: dict[str, Any]) -> tuple[np.ndarray, list[int]]:
+        """The unscaled vector of ``x`` (allotting slots to new features) and the slots it
+        observes."""
         index = self._index
         row = [0.0] * len(index)
         seen: list[int] = []
@@ -77,15 +98,14 @@ class FeatureVectorizer:
                     i = self._slot(name, None, row)
                 row[i] = float(value)
                 seen.append(i)
-        out = np.array(row)
-        if not self.standardize:
-            return out
-        self._grow_stats()
-        mask = np.zeros(len(out), dtype=bool)
-        mask[seen] = True
-        if learn:
-            self._welford(out, mask)
-        return np.where(mask, (out - self._mean) * self._scale, 0.0)
+        return np.array(row), seen
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_memo": None}   # a cache of the last record, not state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)   # same key order as pickled: same bytes when re-pickled
+        self.__dict__.setdefault("_memo", None)   # pickles from before the cache
 
     def transform_many(self, xs: Iterable[dict[str, Any]], learn: bool = False) -> np.ndarray:
         """Rows ``transform(x)`` for each record, padded to the final ``dim``: shape (n, dim)."""

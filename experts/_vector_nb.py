@@ -37,6 +37,19 @@ _LOG_UNDERFLOW = math.log(5e-324)
 _ARRAYS = ("_weight", "_mean", "_sq_dev", "_log_norm", "_neg_half_precision")
 
 
+class FastCloneGaussianSplitter(GaussianSplitter):
+    """River's GaussianSplitter with a direct ``clone()``: a new leaf clones the tree's splitter
+    once per feature, and River's generic clone reads the parameters through ``inspect``
+    (~12 us against ~0.4 us here; 5 % of `adaptive`'s time on Electricity, where drifts make
+    many young trees)."""
+
+    def clone(self, new_params: dict | None = None, include_attributes: bool = False
+              ) -> GaussianSplitter:
+        if new_params or include_attributes:
+            return super().clone(new_params, include_attributes)
+        return type(self)(self.n_splits)
+
+
 class VectorNBLeaf(LeafNaiveBayesAdaptive):
     """NB-adaptive leaf with vectorised Gaussian naive Bayes (see the module docstring).
 
@@ -242,6 +255,8 @@ class VectorNBHoeffdingTree(HoeffdingTreeClassifier):
         if vector_cells < 1:
             raise ValueError(f"vector_cells must be >= 1, not {vector_cells}")
         super().__init__(**settings)
+        if type(self.splitter) is GaussianSplitter:
+            self.splitter = FastCloneGaussianSplitter(self.splitter.n_splits)
         self.vector_cells = vector_cells
         self.settings = settings   # River's clone() reads **kwargs back from this attribute
 
@@ -272,4 +287,4 @@ class VectorNBHoeffdingTree(HoeffdingTreeClassifier):
                             vector_cells=self.vector_cells)
 
 
-__all__ = ["VectorNBHoeffdingTree", "VectorNBLeaf"]
+__all__ = ["FastCloneGaussianSplitter", "VectorNBHoeffdingTree", "VectorNBLeaf"]
