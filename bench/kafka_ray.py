@@ -9,6 +9,9 @@ One run, one machine, so the figures are comparable as ratios:
   drift events and dead letters produced to Kafka, checkpoints every ``--checkpoint-every``).
   *steady* = records / the slowest worker's loop seconds (consume, predict, learn, produce,
   checkpoint); *end-to-end* adds actor start-up and the final flush (Ray itself is up already).
+- **processes**: the actors run at niceness 0, as the driver does (`init_local_ray`; Ray's
+  default of 15 made the same replay 5-10 % slower in an actor than in the driver whenever
+  anything else on the machine wanted a core).
 - **repeats**: the three paths above run ``--repeats`` times, interleaved, and each path's
   fastest try is reported (the machine is shared and noisy; the minimum time is the one least
   disturbed, as `timeit` reports).
@@ -289,7 +292,8 @@ def write_report(result: dict[str, Any], command: str, out_dir: Path) -> Path:
         f"{PARTITIONS}-partition topic, model `{result['model']}` (one per partition), seed "
         f"{result['seed']}, checkpoint every {result['checkpoint_every']:,} records per partition",
         "", "How to read it: see the module docstring of `bench/kafka_ray.py`. The broker, the "
-        "driver and the actors share the machine's cores. Each path ran "
+        "driver and the actors share the machine's cores; the actors run at niceness 0, as the "
+        "driver does. Each path ran "
         f"{result['repeats']} times, interleaved; the table shows each path's fastest try "
         "(steady records/s of every try: "
         + "; ".join(f"{name} " + ", ".join(f"{v:,.0f}" for v in result["tries_records_per_s"][k])
