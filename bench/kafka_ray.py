@@ -90,7 +90,7 @@ def in_memory(bootstrap: str, topic: str, model: str, seed: int, n: int) -> dict
     got = sum(map(len, messages.values()))
     if got < n:
         raise RuntimeError(f"read {got} of {n} messages from {topic}")
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.thread_time()
     hosts = []
     for p, ms in sorted(messages.items()):
         host = ModelHost(make_model(model, seed=seed + p))
@@ -98,10 +98,10 @@ def in_memory(bootstrap: str, topic: str, model: str, seed: int, n: int) -> dict
         for m in ms:
             host.process(decode(m.value, m.offset, m.partition))
         hosts.append(host)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.thread_time() - cpu0
     accuracy = sum(h.metrics.correct for h in hosts) / sum(h.metrics.n for h in hosts)
     return {"records": got, "seconds": seconds, "records_per_s": got / seconds,
-            "accuracy": accuracy}
+            "records_per_cpu_s": got / cpu, "accuracy": accuracy}
 
 
 def clients(bootstrap: str, n: int) -> list[dict[str, Any]]:
@@ -167,15 +167,20 @@ def clients(bootstrap: str, n: int) -> list[dict[str, Any]]:
 
 def on_ray(bootstrap: str, topic: str, model: str, seed: int, actors: int,
            checkpoint_every: int) -> dict[str, Any]:
-    from pipelines.ray_runner import KafkaJob, run_ray
+    from pipelines.ray_runner import KafkaJob, group_partitions, run_ray
 
     with tempfile.TemporaryDirectory() as ckpt:
         job = KafkaJob(bootstrap, topic, model=model, seed=seed, checkpoint_dir=ckpt,
                        checkpoint_every=checkpoint_every, group_id=f"bench-{uuid.uuid4().hex[:8]}")
         metrics = run_ray(job, actors=actors, until_end=True, status_seconds=3600)
-    loop = max(p["seconds"] for p in metrics["partitions"].values())
+    parts = metrics["partitions"]
+    loop = max(p["seconds"] for p in parts.values())
+    # each worker's loop-thread CPU, read from the first partition of its group
+    cpu = sum(parts[str(group[0])]["worker_cpu_seconds"]
+              for group in group_partitions(sorted(map(int, parts)), actors))
     return {"actors": actors, "records": metrics["records"], "accuracy": metrics["accuracy"],
             "seconds": metrics["seconds"], "records_per_s": metrics["records"] / loop,
+            "records_per_cpu_s": metrics["records"] / cpu,
             "end_to_end_records_per_s": metrics["records_per_second"], "loop_seconds": loop}
 
 
@@ -275,11 +280,14 @@ def write_report(result: dict[str, Any], command: str, out_dir: Path) -> Path:
     machine = machine_info()
     m, (one, two), r = result["in_memory"], result["ray"], result["restart"]
     ratios = result["ratios"]
-    rows = [("in-memory replay (this process)", m["records_per_s"], None, m["accuracy"], 1.0),
+    rows = [("in-memory replay (this process)", m["records_per_s"], None, m["accuracy"], 1.0,
+             m.get("records_per_cpu_s")),
             ("Kafka -> Ray, 1 actor", one["records_per_s"], one["end_to_end_records_per_s"],
-             one["accuracy"], ratios["kafka_1_actor_over_in_memory"]),
+             one["accuracy"], ratios["kafka_1_actor_over_in_memory"],
+             one.get("records_per_cpu_s")),
             ("Kafka -> Ray, 2 actors", two["records_per_s"], two["end_to_end_records_per_s"],
-             two["accuracy"], two["records_per_s"] / m["records_per_s"])]
+             two["accuracy"], two["records_per_s"] / m["records_per_s"],
+             two.get("records_per_cpu_s"))]
     lines = [
         "# Kafka -> Ray -> Kafka benchmark", "",
         f"- Date: {_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')}",
@@ -300,12 +308,20 @@ def write_report(result: dict[str, Any], command: str, out_dir: Path) -> Path:
                     for k, name in (("memory", "in-memory"), ("1", "1 actor"),
                                     ("2", "2 actors")))
         + ").", "",
-        "| path | records/s (steady) | records/s (end-to-end) | accuracy | x in-memory |",
-        "|---|---:|---:|---:|---:|",
+        "*records per CPU-second*: records over the CPU seconds of the threads that run the "
+        "models (`time.thread_time`; the actors' loops, summed over actors), so what the "
+        "Kafka path adds on those threads, apart from waiting for a core or for records.", "",
+        "| path | records/s (steady) | records/s (end-to-end) | accuracy | x in-memory "
+        "| records per CPU-second | x in-memory (CPU) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for name, steady, e2e, acc, ratio in rows:
+    mem_cpu = m.get("records_per_cpu_s")
+    for name, steady, e2e, acc, ratio, per_cpu in rows:
         e2e_cell = f"{e2e:,.0f}" if e2e is not None else "—"
-        lines.append(f"| {name} | {steady:,.0f} | {e2e_cell} | {acc:.4f} | {ratio:.2f} |")
+        cpu_cells = (f"{per_cpu:,.0f} | {per_cpu / mem_cpu:.2f}" if per_cpu and mem_cpu
+                     else "— | —")
+        lines.append(f"| {name} | {steady:,.0f} | {e2e_cell} | {acc:.4f} | {ratio:.2f} "
+                     f"| {cpu_cells} |")
     lines += [
         "", "## Targets", "",
         f"- Kafka -> Ray -> Kafka at least 0.9x the in-memory replay: "

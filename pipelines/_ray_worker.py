@@ -331,7 +331,7 @@ class PartitionWorker:
         until `stop`; then checkpoint, flush and return per-partition results. With a labels
         topic, ``until_end`` also waits until the labels topic is read to its end offsets seen
         now; the first partition's result then carries this worker's ``worker_labels`` counts."""
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.thread_time()
         ends = {p: self._io.watermarks(p)[1] for p in self.partitions}
         label_ends = ({p: self._labels.watermarks(p)[1] for p in self._label_read}
                       if self._labels else {})
@@ -346,8 +346,12 @@ class PartitionWorker:
                 self._rewind(exc)
         self._publish_metrics(force=True)
         seconds = time.perf_counter() - t0
-        out = {p: {"summary": s.host.summary(seconds), "metrics": s.host.metrics,
-                   "next_offset": s.next_offset, "rewinds": self.rewinds}
+        # CPU of the thread running this loop (the whole worker's, on each of its partitions):
+        # well below ``seconds`` means the worker waited for records or for a core
+        cpu = time.thread_time() - cpu0
+        out = {p: {"summary": {**s.host.summary(seconds), "worker_cpu_seconds": cpu},
+                   "metrics": s.host.metrics, "next_offset": s.next_offset,
+                   "rewinds": self.rewinds}
                for p, s in self._state.items()}
         if self._orphans is not None:
             out[self.partitions[0]]["worker_labels"] = {

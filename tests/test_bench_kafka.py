@@ -26,6 +26,9 @@ def test_kafka_benchmark_writes_its_report(kafka_broker: str, tmp_path) -> None:
     tries = result["tries_records_per_s"]
     assert [len(t) for t in tries.values()] == [2, 2, 2]
     assert memory["records_per_s"] == max(tries["memory"])      # the best try is reported
+    # one thread's CPU seconds within the same wall seconds: records per CPU-second >= per second
+    for path in (memory, one):
+        assert path["records_per_cpu_s"] >= path["records_per_s"] * 0.999
     costs = {(row["client"], row["action"]): row for row in result["clients"]}
     assert set(costs) == {(c, a) for c in ("kafka-python", "confluent-kafka")
                           for a in ("produce", "consume")}
