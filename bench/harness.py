@@ -11,13 +11,13 @@ timings within a stream share a process, a CPU and a stream. Per (stream, model)
   over the pre-generated records (stream generation/decoding, scoring and tracemalloc are *not*
   timed; a progress-bar update every ``_CHUNK`` records is). records/s = records / seconds.
 - **Memory**: a *second*, separate pass with a fresh model (same seed) over the first
-  ``min(N, --mem-records)`` records (default 2,500; 500 for smoke runs) under ``tracemalloc``: the peak of traced
-  Python allocations from just before the model is built to the end of that pass, minus the
-  traced size at the start. tracemalloc slows Python several-fold, which is why the timed run does
-  not use it; the peak includes the transient allocations of predict/learn, and, measured at
-  ``mem-records``, it understates a model that keeps growing after that. **State** is the pickled
-  size of the model at the end of the timed run (the whole stream), a cheap measure of what it
-  retains.
+  ``min(N, --mem-records)`` records (default 2,500; 500 for smoke runs) under ``tracemalloc``:
+  the peak of traced Python allocations from just before the model is built to the end of that
+  pass, minus the traced size at the start. tracemalloc slows Python several-fold, which is why
+  the timed run does not use it; the peak includes the transient allocations of predict/learn,
+  and, measured at ``mem-records``, it understates a model that keeps growing after that.
+  **State** is the pickled size of the model at the end of the timed run (the whole stream), a
+  cheap measure of what it retains.
 - **Experts** at the end: ``model.n_experts`` (driftflow), ``n_models`` (River ensembles), 1 for
   a single tree. **Detected drifts**: positions of ``events()`` of kind ``"drift"`` (driftflow's
   models only; River's peers expose none).

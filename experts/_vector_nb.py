@@ -40,8 +40,8 @@ _ARRAYS = ("_weight", "_mean", "_sq_dev", "_log_norm", "_neg_half_precision")
 class FastCloneGaussianSplitter(GaussianSplitter):
     """River's GaussianSplitter with a direct ``clone()``: a new leaf clones the tree's splitter
     once per feature, and River's generic clone reads the parameters through ``inspect``
-    (~12 us against ~0.4 us here; 5 % of `adaptive`'s time on Electricity, where drifts make
-    many young trees)."""
+    (~12 us against ~0.4 us here; ~2 % of `adaptive`'s time on Electricity, where drifts
+    make many young trees)."""
 
     def clone(self, new_params: dict | None = None, include_attributes: bool = False
               ) -> GaussianSplitter:

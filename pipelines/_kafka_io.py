@@ -192,9 +192,9 @@ class PartitionIO(PartitionReader):
     """The worker's hot path to Kafka: a `PartitionReader` of the records and the producer of
     the outputs (~2 us per message with librdkafka against ~60 us with kafka-python).
 
-    Sends are fire-and-forget with a delivery callback for failures; `flush` waits for every send since the
-    last one and raises if any failed or is still unacknowledged. With ``transactional_id`` the
-    producer is transactional (`begin`, `commit` with the consumed offsets) and the consumer
+    Sends are fire-and-forget with a delivery callback for failures; `flush` waits for every
+    send since the last one and raises if any failed or is still unacknowledged. With
+    ``transactional_id`` the producer is transactional (`begin`, `commit` with the consumed offsets) and the consumer
     reads committed data only.
     """
 

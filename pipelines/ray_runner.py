@@ -25,7 +25,8 @@ from pipelines._ray_worker import KafkaJob, PartitionWorker
 from pipelines.checkpoint import KEY_ENV
 from pipelines.evaluate import PrequentialMetrics
 
-__all__ = ["KafkaJob", "PartitionWorker", "group_partitions", "init_local_ray", "merge_results", "remote_worker",
+__all__ = ["KafkaJob", "PartitionWorker", "group_partitions", "init_local_ray", "merge_results",
+           "remote_worker",
            "run_ray", "start_workers"]
 
 # A restarted actor is retried this often per call before the driver gives up: enough for a
