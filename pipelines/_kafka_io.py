@@ -194,8 +194,8 @@ class PartitionIO(PartitionReader):
 
     Sends are fire-and-forget with a delivery callback for failures; `flush` waits for every
     send since the last one and raises if any failed or is still unacknowledged. With
-    ``transactional_id`` the producer is transactional (`begin`, `commit` with the consumed offsets) and the consumer
-    reads committed data only.
+    ``transactional_id`` the producer is transactional (`begin`, `commit` with the consumed
+    offsets) and the consumer reads committed data only.
     """
 
     def __init__(self, bootstrap: str, topic: str, partitions: list[int], group: str,
