@@ -178,8 +178,9 @@ def _parser() -> argparse.ArgumentParser:
     ray.add_argument("--ray-address", default=None,
                      help="existing cluster (default: RAY_ADDRESS, else a new local one)")
     run.set_defaults(handler=_run)
-    for (name,), (_, text) in ((k, v) for k, v in DELEGATED.items() if len(k) == 1):
-        commands.add_parser(name, help=text, add_help=False)   # listed in --help only
+    for words, (_, text) in DELEGATED.items():
+        if len(words) == 1:   # listed in --help only; `main` hands them over
+            commands.add_parser(words[0], help=text, add_help=False)
     record = commands.add_parser("record", help="copy a Kafka topic to a Parquet file")
     record.add_argument("--topic", required=True)
     record.add_argument("--out", required=True, help="Parquet file to write")

@@ -249,7 +249,7 @@ class DriftMoETask(AdaptiveModel):
 
     The prediction is the router's argmax alone: nothing reads the trees, neither a prediction
     nor the router's target. The paper's code still trains every tree on every record (on LED,
-    ten trees: ~85 % of the model's time); ``train_experts=True`` does that too, for its cost.
+    ten trees: ~80 % of the model's time); ``train_experts=True`` does that too, for its cost.
     Off by default: the predictions are the same either way (a test checks it), only the time
     and memory differ.
     """
