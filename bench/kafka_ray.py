@@ -184,47 +184,55 @@ def on_ray(bootstrap: str, topic: str, model: str, seed: int, actors: int,
             "end_to_end_records_per_s": metrics["records_per_second"], "loop_seconds": loop}
 
 
+class SigkillOnce:
+    """An ``on_progress`` for `pipelines.ray_runner.drive`: SIGKILLs worker ``index``'s process
+    once it has read ``after_records`` records and taken a checkpoint, then notes when its
+    restarted incarnation (a new pid) first produced output."""
+
+    def __init__(self, index: int, after_records: int) -> None:
+        self.index, self.after_records = index, after_records
+        self.killed: dict[str, Any] | None = None      # the progress it was killed at
+        self.killed_at: float | None = None            # epoch seconds
+        self.first_output_after: float | None = None   # epoch seconds
+
+    def __call__(self, i: int, progress: dict[str, Any]) -> bool:
+        if i != self.index:
+            return False
+        read = sum(v or 0 for v in progress["next_offsets"].values())
+        if self.killed is None and progress["checkpoints"] and read >= self.after_records:
+            self.killed, self.killed_at = progress, time.time()
+            os.kill(progress["pid"], signal.SIGKILL)
+        elif (self.killed is not None and self.first_output_after is None
+              and progress["pid"] != self.killed["pid"] and progress["first_output_at"]):
+            self.first_output_after = progress["first_output_at"]
+        return False
+
+    def restart_seconds(self) -> float:
+        """Seconds from the kill to the restarted incarnation's first output."""
+        if self.killed_at is None or self.first_output_after is None:
+            raise RuntimeError("the worker was not killed mid-stream, or made no output after")
+        return self.first_output_after - self.killed_at
+
+
 def restart(bootstrap: str, topic: str, model: str, seed: int, n: int,
             checkpoint_every: int) -> dict[str, Any]:
     """SIGKILL one of two actors once it has processed a third of its records; the restarted
     incarnation's first processed record tells the restart time."""
     import ray
 
-    from pipelines.ray_runner import KafkaJob, start_workers
+    from pipelines.ray_runner import KafkaJob, drive, start_workers
 
     with tempfile.TemporaryDirectory() as ckpt:
         job = KafkaJob(bootstrap, topic, model=model, seed=seed, checkpoint_dir=ckpt,
                        checkpoint_every=checkpoint_every, group_id=f"bench-{uuid.uuid4().hex[:8]}")
         workers = start_workers(job, 2)
-        refs = [w.run.remote(True) for w, _ in workers]
-        victim = workers[0][0]
-        deadline = time.monotonic() + KILL_WAIT_S
-        while True:
-            progress = ray.get(victim.progress.remote())
-            if sum(v or 0 for v in progress["next_offsets"].values()) >= n // 6:
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError("the actor made no progress to kill it in")
-            time.sleep(0.05)
-        killed_at = time.time()
-        os.kill(progress["pid"], signal.SIGKILL)
-        while True:
-            try:
-                after = ray.get(victim.progress.remote(), timeout=KILL_WAIT_S)
-            except ray.exceptions.RayError:
-                time.sleep(0.05)
-                continue
-            if after["pid"] != progress["pid"] and after["first_output_at"]:
-                break
-            if time.time() - killed_at > KILL_WAIT_S:
-                raise RuntimeError("the killed actor did not come back")
-            time.sleep(0.02)
-        results = ray.get(refs)
+        kill = SigkillOnce(0, n // 6)
+        results = drive(workers, on_progress=kill, step_seconds=0.05)
         ray.get([w.close.remote() for w, _ in workers])
         for w, _ in workers:
             ray.kill(w, no_restart=True)
     records = sum(r["summary"]["records"] for res in results for r in res.values())
-    return {"restart_seconds": after["first_output_at"] - killed_at,
+    return {"restart_seconds": kill.restart_seconds(),
             "records_after_recovery": records, "records_expected": n}
 
 

@@ -67,6 +67,9 @@ LABELS_SCHEMA = "driftflow.ray-labels/1"
 # its model warm in the CPU caches: against 500, the worker's CPU per record fell ~4 % (main
 # thread CPU against the in-memory replay's, SEAa, four partitions: 0.95x instead of 0.91x).
 POLL_MAX_RECORDS = 2000
+# One `step` runs about this long before it reports back: the driver's status and a stop
+# request are at most this far behind; each step costs the worker one Ray call (~1 ms).
+STEP_SECONDS = 1.0
 METRICS_PERIOD_S = 2.0     # how often a worker publishes its Ray metrics
 # How long one poll waits when nothing is there; short so an idle bounded run notices its end.
 POLL_TIMEOUT_MS = 200
@@ -207,6 +210,12 @@ class PartitionWorker:
         self._rewinds_in_a_row = 0
         self.label_waits_timed_out = 0
         self._stop = False
+        self._ends: dict[int, int] | None = None   # set by the first `step`; {} unbounded
+        self._done = False
+        self._label_ends: dict[int, int] = {}
+        self._seconds_per_record = 0.5e-3          # the last batch's pace (a first guess)
+        self._busy_seconds = 0.0                   # wall and thread-CPU seconds inside `step`
+        self._cpu_seconds = 0.0
         self._open()
         self._ray_metrics = _ray_metrics(job.topic, self.status())
         self._published_at = 0.0
@@ -322,34 +331,69 @@ class PartitionWorker:
             self._published_at = now
 
     def stop(self) -> None:
-        """Ask `run` to finish at the next poll (final checkpoint included)."""
+        """End the loop (at its next poll when `step` runs in another thread); `finish` then
+        checkpoints what was processed."""
         self._stop = True
+        self._done = True
 
     # -- the loop --------------------------------------------------------------------------------
-    def run(self, until_end: bool = True) -> dict[int, dict[str, Any]]:
-        """Consume until every partition reached the end offsets seen now (``until_end``) or
-        until `stop`; then checkpoint, flush and return per-partition results. With a labels
-        topic, ``until_end`` also waits until the labels topic is read to its end offsets seen
-        now; the first partition's result then carries this worker's ``worker_labels`` counts."""
+    def step(self, until_end: bool = True, seconds: float | None = STEP_SECONDS) -> dict[str, Any]:
+        """Consume, predict, learn, produce and checkpoint for about ``seconds`` (None: until
+        done), then return `progress` with ``done``: every partition reached the end offsets
+        seen at this incarnation's first step (``until_end``; with a labels topic, its end
+        offsets too), or `stop` was called. Done, call `finish`.
+
+        The driver calls this again and again, so a single-threaded actor answers `stop` and
+        `progress` between steps and reports its status with each one (no second thread
+        beside the model's: one made the same replay up to ~10 % slower, `bench/KAFKA.md`)."""
+        if self._ends is None:
+            self._begin(until_end)
+        deadline = None if seconds is None else time.monotonic() + seconds
         t0, cpu0 = time.perf_counter(), time.thread_time()
-        ends = {p: self._io.watermarks(p)[1] for p in self.partitions}
-        label_ends = ({p: self._labels.watermarks(p)[1] for p in self._label_read}
-                      if self._labels else {})
-        if self.job.exactly_once:
-            self._io.begin()
         while True:
             try:
-                self._loop(until_end, ends, label_ends)
+                done = self._loop(deadline)
+                break
+            except kio.OutputsNotDelivered as exc:
+                self._rewind(exc)
+        self._busy_seconds += time.perf_counter() - t0
+        self._cpu_seconds += time.thread_time() - cpu0
+        self._done = done
+        return {**self.progress(), "done": done}
+
+    def _begin(self, until_end: bool) -> None:
+        """Fix the end offsets a bounded run stops at (none unbounded), open a transaction."""
+        self._ends = {p: self._io.watermarks(p)[1] for p in self.partitions} if until_end else {}
+        self._label_ends = ({p: self._labels.watermarks(p)[1] for p in self._label_read}
+                            if self._labels and until_end else {})
+        if self.job.exactly_once:
+            self._io.begin()
+
+    def finish(self, until_end: bool = True) -> dict[int, dict[str, Any]]:
+        """Final checkpoint and flush (after a failed delivery: rewind and redo up to where the
+        steps had reached); per partition: summary, metrics and next offset. Called on an
+        incarnation that never stepped (Ray restarted the actor after its last step), it first
+        runs a bounded job (``until_end``) to its end. The summary's
+        ``seconds`` and ``worker_cpu_seconds`` (CPU of the thread running the loop) cover the
+        steps only: CPU well below seconds means the worker waited for records or a core. With
+        a labels topic the first partition's result carries this worker's label counts."""
+        if self._ends is None and until_end:   # a restarted incarnation
+            self.step(until_end, seconds=None)
+        elif self._ends is None:
+            self._begin(until_end)
+            self.stop()
+        if not self._done:
+            raise RuntimeError("finish() while the loop is not done: call stop() first")
+        while True:
+            try:
                 self.checkpoint(final=True)
                 break
             except kio.OutputsNotDelivered as exc:
                 self._rewind(exc)
+                self._loop(None)   # back to where the steps were (`stop` set: to the checkpoint)
         self._publish_metrics(force=True)
-        seconds = time.perf_counter() - t0
-        # CPU of the thread running this loop (the whole worker's, on each of its partitions):
-        # well below ``seconds`` means the worker waited for records or for a core
-        cpu = time.thread_time() - cpu0
-        out = {p: {"summary": {**s.host.summary(seconds), "worker_cpu_seconds": cpu},
+        out = {p: {"summary": {**s.host.summary(self._busy_seconds),
+                               "worker_cpu_seconds": self._cpu_seconds},
                    "metrics": s.host.metrics, "next_offset": s.next_offset,
                    "rewinds": self.rewinds}
                for p, s in self._state.items()}
@@ -361,22 +405,45 @@ class PartitionWorker:
                 "orphans_held": self._orphans.orphans}
         return out
 
-    def _loop(self, until_end: bool, ends: dict[int, int], label_ends: dict[int, int]) -> None:
+    def run(self, until_end: bool = True) -> dict[int, dict[str, Any]]:
+        """`step` until done, then `finish`: the whole job in this process (tests, tools)."""
+        self.step(until_end, seconds=None)
+        return self.finish(until_end)
+
+    def _loop(self, deadline: float | None) -> bool:
+        """Poll and handle batches until done (True) or past ``deadline`` (False)."""
+        ends, label_ends = self._ends or {}, self._label_ends
         while not self._stop:
-            if (until_end and all(self._state[p].next_offset >= ends[p] for p in self.partitions)
+            if (ends and all(self._state[p].next_offset >= ends[p] for p in self.partitions)
                     and all(self._label_offsets[p] >= end for p, end in label_ends.items())):
-                return
-            batches = self._io.poll(POLL_MAX_RECORDS, POLL_TIMEOUT_MS / 1000)
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            batches = self._io.poll(self._poll_size(deadline), POLL_TIMEOUT_MS / 1000)
             if self._labels is not None and batches:
                 self._fill_labels(max(_timestamp_ms(m) or 0 for ms in batches.values() for m in ms))
+            started, count = time.perf_counter(), 0
             for partition, messages in batches.items():
                 self._handle(partition, messages)
+                count += len(messages)
+            if count:
+                self._seconds_per_record = (time.perf_counter() - started) / count
             if self._labels is not None:
-                if self._caught_up(ends if until_end else None):
+                if self._caught_up(ends or None):
                     self._fill_labels(None)
                     self._apply_labels(caught_up=True)
             self._maybe_checkpoint()
             self._publish_metrics()
+        return True
+
+    def _poll_size(self, deadline: float | None) -> int:
+        """Records the next poll may return: `POLL_MAX_RECORDS`, fewer when the step's deadline
+        is nearer than that many records take (at the last batch's pace), so a step ends close
+        to its deadline however short the driver makes it."""
+        if deadline is None:
+            return POLL_MAX_RECORDS
+        fits = (deadline - time.monotonic()) / self._seconds_per_record
+        return max(1, min(POLL_MAX_RECORDS, int(fits)))
 
     def _handle(self, partition: int, messages: list[Any]) -> None:
         state = self._state[partition]

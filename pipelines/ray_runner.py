@@ -8,6 +8,7 @@ and seeks to their offsets, so model state sees every record exactly once.
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import logging
@@ -16,22 +17,24 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from pipelines import _kafka_io as kio
 from pipelines._status import status_line
-from pipelines._ray_worker import KafkaJob, PartitionWorker
+from pipelines._ray_worker import STEP_SECONDS, KafkaJob, PartitionWorker
 from pipelines.checkpoint import KEY_ENV
 from pipelines.evaluate import PrequentialMetrics
 
-__all__ = ["KafkaJob", "PartitionWorker", "group_partitions", "init_local_ray", "merge_results",
+__all__ = ["KafkaJob", "PartitionWorker", "drive", "group_partitions", "init_local_ray", "merge_results",
            "remote_worker",
            "run_ray", "start_workers"]
 
 # A restarted actor is retried this often per call before the driver gives up: enough for a
 # few crashes in a run, bounded so a worker that dies on every start fails the job.
 MAX_TASK_RETRIES = 10
+# Steps queued per worker: one running, one waiting, so no worker waits for the driver.
+STEPS_IN_FLIGHT = 2
 STATUS_PERIOD_S = 5.0      # the driver logs a one-line status this often
 
 log = logging.getLogger("driftflow")
@@ -61,12 +64,12 @@ def group_partitions(partitions: list[int], n_groups: int) -> list[list[int]]:
 
 
 def remote_worker() -> Any:
-    """`PartitionWorker` as a Ray actor class: restarted forever, calls retried on restart, and
-    two concurrent calls so `progress()`/`pid()`/`stop()` answer while `run()` is busy."""
+    """`PartitionWorker` as a Ray actor class: restarted forever, calls retried on restart.
+    Single-threaded: its calls run one after the other, in the order the driver sent them
+    (`drive` interleaves `stop` with the loop's steps)."""
     import ray
 
-    return ray.remote(max_restarts=-1, max_task_retries=MAX_TASK_RETRIES,
-                      max_concurrency=2)(PartitionWorker)
+    return ray.remote(max_restarts=-1, max_task_retries=MAX_TASK_RETRIES)(PartitionWorker)
 
 
 def start_workers(job: KafkaJob, n_actors: int) -> list[tuple[Any, list[int]]]:
@@ -141,28 +144,63 @@ def _label_totals(parts: dict[int, dict[str, Any]],
             "label_waits_timed_out": sum(w["waits_timed_out"] for w in workers)}
 
 
-def _await_with_status(refs: list[Any], workers: list[tuple[Any, list[int]]], t0: float,
-                       every: float) -> list[Any]:
-    """``ray.get(refs)``, logging `status_line` over every worker's partitions each ``every``
-    seconds meanwhile. A worker that is restarting does not answer in time and is left out of
-    that line."""
+def drive(workers: list[tuple[Any, list[int]]], *, until_end: bool = True,
+          on_progress: Callable[[int, dict[str, Any]], bool] | None = None,
+          step_seconds: float = STEP_SECONDS) -> list[dict[int, dict[str, Any]]]:
+    """Run each worker's loop to done in `PartitionWorker.step` calls, then ``finish`` them all;
+    returns their results in ``workers`` order.
+
+    ``STEPS_IN_FLIGHT`` steps are queued per worker, so a worker never idles waiting for the
+    driver. Each step's progress goes to ``on_progress(worker_index, progress)``; when it
+    returns True every worker is asked to `stop` (after its queued steps), as on Ctrl-C or
+    SIGTERM (what ``ray job stop`` sends). A dead actor is restarted by Ray and its queued
+    steps retried; its new incarnation restores its checkpoints first."""
     import ray
 
-    pending = list(refs)
-    while pending:
-        _, pending = ray.wait(pending, num_returns=len(pending), timeout=every)
-        if not pending:
-            break
-        statuses: dict[int, dict[str, float]] = {}
-        asks = [w.progress.remote() for w, _ in workers]
-        ready, _ = ray.wait(asks, num_returns=len(asks), timeout=min(every, 2.0))
-        for ref in ready:
-            try:
-                statuses.update(ray.get(ref)["status"])
-            except ray.exceptions.RayError:
-                continue
-        log.info(status_line(statuses, time.perf_counter() - t0))
-    return ray.get(refs)
+    def next_step(i: int) -> Any:
+        return workers[i][0].step.remote(until_end, step_seconds)
+
+    queued = {i: collections.deque(next_step(i) for _ in range(STEPS_IN_FLIGHT))
+              for i in range(len(workers))}
+    with _sigterm_as_interrupt():
+        try:
+            while queued:
+                heads = {q[0]: i for i, q in queued.items()}
+                ready, _ = ray.wait(list(heads), num_returns=1)
+                i = heads[ready[0]]
+                progress = ray.get(queued[i].popleft())
+                if on_progress is not None and on_progress(i, progress):
+                    break
+                if progress["done"]:
+                    del queued[i]    # a step still queued returns done at once
+                else:
+                    queued[i].append(next_step(i))
+        except KeyboardInterrupt:
+            log.info("interrupted: stopping the workers (final checkpoint)")
+    # a stop runs after the steps already queued (a done worker's final checkpoint must not be
+    # cut short by one: after a failed delivery it redoes its records to the end)
+    ray.get([workers[i][0].stop.remote() for i in queued])
+    return ray.get([w.finish.remote(until_end) for w, _ in workers])
+
+
+def _status_logger(workers: list[tuple[Any, list[int]]], t0: float,
+                   every: float) -> Callable[[int, dict[str, Any]], bool]:
+    """An ``on_progress`` for `drive` that logs `status_line` over every worker's latest
+    progress each ``every`` seconds; it never asks to stop."""
+    latest: dict[int, dict[int, dict[str, float]]] = {}
+    logged_at = time.perf_counter()
+
+    def on_progress(i: int, progress: dict[str, Any]) -> bool:
+        nonlocal logged_at
+        latest[i] = progress["status"]
+        now = time.perf_counter()
+        if now - logged_at >= every:
+            log.info(status_line({p: s for status in latest.values() for p, s in status.items()},
+                                 now - t0))
+            logged_at = now
+        return False
+
+    return on_progress
 
 
 @contextlib.contextmanager
@@ -200,13 +238,8 @@ def run_ray(job: KafkaJob, *, actors: int = 1, until_end: bool = True,
     try:
         t0 = time.perf_counter()
         workers = start_workers(job, actors)
-        refs = [w.run.remote(until_end) for w, _ in workers]
-        try:
-            with _sigterm_as_interrupt():
-                results = _await_with_status(refs, workers, t0, status_seconds)
-        except KeyboardInterrupt:   # Ctrl-C, or SIGTERM (what `ray job stop` sends)
-            ray.get([w.stop.remote() for w, _ in workers])
-            results = ray.get(refs)
+        results = drive(workers, until_end=until_end,
+                        on_progress=_status_logger(workers, t0, status_seconds))
         seconds = time.perf_counter() - t0
         ray.get([w.close.remote() for w, _ in workers])
         for w, _ in workers:

@@ -15,6 +15,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -296,7 +297,8 @@ def test_sigkill_actor_recovers_to_identical_models(kafka_broker: str, ray_local
                                                     tmp_path, exactly_once: bool) -> None:
     import ray
 
-    from pipelines.ray_runner import start_workers
+    from bench.kafka_ray import SigkillOnce
+    from pipelines.ray_runner import drive, start_workers
 
     topic = _topic("ray-crash")
     ids = _produce(kafka_broker, topic, 4000)
@@ -313,29 +315,14 @@ def test_sigkill_actor_recovers_to_identical_models(kafka_broker: str, ray_local
     job = KafkaJob(kafka_broker, topic, seed=5, checkpoint_dir=str(tmp_path / "ray"),
                    checkpoint_every=100, exactly_once=exactly_once)
     workers = start_workers(job, 2)
-    refs = [w.run.remote(True) for w, _ in workers]
-    victim, victim_parts = workers[0]
-    ends = {p: reference.progress()["next_offsets"][p] for p in victim_parts}
-    deadline = time.monotonic() + JOB_TIMEOUT_S
-    while True:   # wait until the victim has checkpointed and is part-way through
-        state = ray.get(victim.progress.remote(), timeout=JOB_TIMEOUT_S)
-        done = sum(state["next_offsets"][p] or 0 for p in victim_parts)
-        if state["checkpoints"] >= 1 and done >= 0.25 * sum(ends.values()):
-            break
-        assert time.monotonic() < deadline, f"victim made no progress: {state}"
-        time.sleep(0.02)
-    assert done < sum(ends.values()), "the victim finished before it could be killed"
-    killed_at = time.time()
-    os.kill(state["pid"], signal.SIGKILL)
-
-    while True:   # the restarted incarnation: new pid, restored, producing again
-        after = ray.get(victim.progress.remote(), timeout=JOB_TIMEOUT_S)
-        if after["pid"] != state["pid"] and after["first_output_at"]:
-            break
-        assert time.monotonic() < deadline, f"no output after the restart: {after}"
-        time.sleep(0.05)
-    restart_to_first = after["first_output_at"] - killed_at
-    results = ray.get(refs, timeout=JOB_TIMEOUT_S)
+    victim_parts = workers[0][1]
+    total = sum(reference.progress()["next_offsets"][p] for p in victim_parts)
+    kill = SigkillOnce(0, total // 4)
+    results = drive(workers, on_progress=kill, step_seconds=0.02)
+    assert kill.killed is not None, "the victim was never killed"
+    assert sum(kill.killed["next_offsets"][p] for p in victim_parts) < total, \
+        "the victim had finished before it was killed"
+    restart_to_first = kill.restart_seconds()
     ray.get([w.close.remote() for w, _ in workers])
     for w, _ in workers:
         ray.kill(w, no_restart=True)
@@ -398,7 +385,7 @@ def test_unbounded_run_follows_new_records_until_stopped(kafka_broker: str, ray_
     import ray
 
     from pipelines.checkpoint import KEY_ENV
-    from pipelines.ray_runner import merge_results, start_workers
+    from pipelines.ray_runner import drive, merge_results, start_workers
 
     monkeypatch.setenv(KEY_ENV, "test-key")
     topic = _topic("ray-follow")
@@ -406,15 +393,20 @@ def test_unbounded_run_follows_new_records_until_stopped(kafka_broker: str, ray_
     job = KafkaJob(kafka_broker, topic, seed=2, checkpoint_dir=str(tmp_path / "ckpt"),
                    checkpoint_every=10_000, checkpoint_seconds=0.5)
     workers = start_workers(job, 2)
-    refs = [w.run.remote(False) for w, _ in workers]
-    ids = _produce(kafka_broker, topic, 500, partitions=2)   # arrives after the start
+    ids: list[int] = []
+    read: dict[int, int] = {}
     deadline = time.monotonic() + JOB_TIMEOUT_S
-    while sum(sum(v or 0 for v in ray.get(w.progress.remote())["next_offsets"].values())
-              for w, _ in workers) < len(ids):
+
+    def produce_then_follow(i: int, progress: dict[str, Any]) -> bool:
+        """Produce once the workers run; stop them once they have read every record."""
+        if not ids:
+            ids.extend(_produce(kafka_broker, topic, 500, partitions=2))
+        read[i] = sum(v or 0 for v in progress["next_offsets"].values())
         assert time.monotonic() < deadline, "the workers did not catch up with the topic"
-        time.sleep(0.1)
-    ray.get([w.stop.remote() for w, _ in workers], timeout=JOB_TIMEOUT_S)
-    metrics = merge_results(ray.get(refs, timeout=JOB_TIMEOUT_S), 1.0, topic)
+        return sum(read.values()) >= len(ids)
+
+    metrics = merge_results(drive(workers, until_end=False, on_progress=produce_then_follow,
+                                  step_seconds=0.1), 1.0, topic)
     ray.get([w.close.remote() for w, _ in workers])
     for w, _ in workers:
         ray.kill(w, no_restart=True)
