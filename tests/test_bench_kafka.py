@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 
 import pytest
 
@@ -26,6 +27,11 @@ def test_kafka_benchmark_writes_its_report(kafka_broker: str, tmp_path) -> None:
     tries = result["tries_records_per_s"]
     assert [len(t) for t in tries.values()] == [2, 2, 2]
     assert memory["records_per_s"] == max(tries["memory"])      # the best try is reported
+    # the target ratios: the median of each attempt's own ratio
+    paired = [a / m for m, a in zip(tries["memory"], tries["1"])]
+    assert result["paired_ratios"]["kafka_1_actor_over_in_memory"] == pytest.approx(paired)
+    assert result["ratios"]["kafka_1_actor_over_in_memory"] == pytest.approx(
+        statistics.median(paired))
     # one thread's CPU seconds within the same wall seconds: records per CPU-second >= per second
     for path in (memory, one):
         assert path["records_per_cpu_s"] >= path["records_per_s"] * 0.999
