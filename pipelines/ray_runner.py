@@ -5,6 +5,10 @@ partition, writes predictions, drift events and dead letters to Kafka, and check
 partition (model snapshot + next offset together). Ray restarts a dead actor (``max_restarts``)
 and retries its running call (``max_task_retries``); the constructor restores the checkpoints
 and seeks to their offsets, so model state sees every record exactly once.
+
+The actors are single-threaded: the driver (`drive`) runs each one's loop in short `step`
+calls, two queued at a time, reads their progress from each step's return (the status line),
+and sends `stop` and `finish` between steps. No second thread shares the model's interpreter.
 """
 from __future__ import annotations
 
