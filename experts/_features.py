@@ -35,9 +35,10 @@ class FeatureVectorizer:
         self._mean = np.zeros(0)
         self._m2 = np.zeros(0)
         self._scale = np.ones(0)                  # 1 / running std (1 for constant slots)
-        # (record, its unscaled vector, observed slots) of the last record: an expert
-        # transforms each record twice (predict, then learn), so the second is a lookup
-        self._memo: tuple[dict[str, Any], np.ndarray, list[int]] | None = None
+        # (record, its unscaled vector, mask of observed slots or None for all) of the last
+        # record: an expert transforms each record twice (predict, then learn), so the second
+        # is a lookup
+        self._memo: tuple[dict[str, Any], np.ndarray, np.ndarray | None] | None = None
 
     @property
     def dim(self) -> int:
@@ -63,7 +64,8 @@ class FeatureVectorizer:
         ``learn=True`` first folds the record into the running mean and variance (only matters
         with ``standardize=True``). ``x`` is not modified (nor may it be between the calls of
         one record: the last record's vector is reused when the same dict comes again). About
-        2 us for 10 numeric features raw; standardised about 5 us, 14 us with ``learn=True``.
+        2 us for 10 numeric features raw; standardised, a predict and a learn of one dense
+        record ~12 us together (17.5 us before the unmasked path for dense records).
         """
         if self._memo is not None and self._memo[0] is x:
             out, seen = self._memo[1], self._memo[2]
@@ -73,15 +75,17 @@ class FeatureVectorizer:
         if not self.standardize:
             return out.copy()   # the memo's own array stays unchanged whatever the caller does
         self._grow_stats()
-        mask = np.zeros(len(out), dtype=bool)
-        mask[seen] = True
+        if seen is None:   # every slot observed (a dense record): no masking, same numbers
+            if learn:
+                self._welford_all(out)
+            return (out - self._mean) * self._scale
         if learn:
-            self._welford(out, mask)
-        return np.where(mask, (out - self._mean) * self._scale, 0.0)
+            self._welford(out, seen)
+        return np.where(seen, (out - self._mean) * self._scale, 0.0)
 
-    def _raw(self, x: dict[str, Any]) -> tuple[np.ndarray, list[int]]:
-        """The unscaled vector of ``x`` (allotting slots to new features) and the slots it
-        observes."""
+    def _raw(self, x: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None]:
+        """The unscaled vector of ``x`` (allotting slots to new features) and the mask of the
+        slots it observes (None: all of them)."""
         index = self._index
         row = [0.0] * len(index)
         seen: list[int] = []
@@ -98,7 +102,11 @@ class FeatureVectorizer:
                     i = self._slot(name, None, row)
                 row[i] = float(value)
                 seen.append(i)
-        return np.array(row), seen
+        if not self.standardize:
+            return np.array(row), None   # the mask only matters for the running statistics
+        mask = np.zeros(len(row), dtype=bool)
+        mask[seen] = True
+        return np.array(row), None if mask.all() else mask
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_memo": None}   # a cache of the last record, not state
@@ -125,9 +133,20 @@ class FeatureVectorizer:
             self._scale = np.concatenate([self._scale, pad + 1.0])
 
     def _welford(self, v: np.ndarray, seen: np.ndarray) -> None:
+        """Fold ``v`` into the running statistics of the slots in the mask ``seen``."""
         self._count += seen
         delta = np.where(seen, v - self._mean, 0.0)
         self._mean += delta / np.maximum(self._count, 1.0)
         self._m2 += delta * (v - self._mean)
         var = self._m2 / np.maximum(self._count, 1.0)
+        self._scale = np.where(var > _MIN_VAR, 1.0 / np.sqrt(np.maximum(var, _MIN_VAR)), 1.0)
+
+    def _welford_all(self, v: np.ndarray) -> None:
+        """`_welford` with every slot observed: every count is then >= 1, so the masks and
+        clamps drop out and the numbers are the same, in about half the numpy calls."""
+        self._count += 1.0
+        delta = v - self._mean
+        self._mean += delta / self._count
+        self._m2 += delta * (v - self._mean)
+        var = self._m2 / self._count
         self._scale = np.where(var > _MIN_VAR, 1.0 / np.sqrt(np.maximum(var, _MIN_VAR)), 1.0)

@@ -182,6 +182,24 @@ def test_vectorizer_growth_nominal_missing_and_standardisation():
     ).tolist()
 
 
+def test_vectorizer_running_statistics_match_numpy_on_dense_and_sparse_records():
+    """Dense records (every slot observed: the unmasked update) and records missing a feature
+    (the masked update) both give each slot the mean and variance of the values it saw."""
+    rng = np.random.default_rng(3)
+    vec = FeatureVectorizer(standardize=True)
+    seen: dict[str, list[float]] = {"a": [], "b": []}
+    for i in range(3000):
+        x = {"a": float(rng.normal(2.0, 3.0)), "b": float(rng.normal(-1.0, 0.5))}
+        if i % 3 == 0:
+            del x["b"]                       # a sparse record: "b" is not observed
+        for k, v in x.items():
+            seen[k].append(v)
+        vec.transform(x, learn=True)
+    probe = {"a": 1.0, "b": 1.0}
+    want = [(1.0 - np.mean(seen[k])) / np.std(seen[k]) for k in ("a", "b")]
+    assert vec.transform(probe) == pytest.approx(want, rel=1e-9)
+
+
 def _mixed_records(n: int, seed: int) -> list[tuple[dict, int]]:
     """RandomRBF records (12 numeric features, 4 classes: 48 class x feature Gaussians) with a
     nominal feature, some features missing and a few extreme values (densities that
