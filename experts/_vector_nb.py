@@ -28,6 +28,7 @@ import numpy as np
 from river.tree import HoeffdingTreeClassifier
 from river.tree.nodes.htc_nodes import LeafMajorityClass, LeafNaiveBayesAdaptive
 from river.tree.splitter import GaussianSplitter
+from river.tree.splitter.nominal_splitter_classif import NominalSplitterClassif
 from river.tree.utils import do_naive_bayes_prediction
 
 # Below this log-density, River's exp(...)/sqrt(...) underflows to 0.0 (the smallest subnormal
@@ -48,6 +49,17 @@ class FastCloneGaussianSplitter(GaussianSplitter):
         if new_params or include_attributes:
             return super().clone(new_params, include_attributes)
         return type(self)(self.n_splits)
+
+
+class _FirstSeenValues(dict):
+    """The values a nominal splitter has seen, as River's ``set`` is used (``add``, ``in``,
+    iteration), iterated in the order they first came. River's set iterates in the order of
+    the process's string hash seed: ties between binary splits then went to whichever value
+    that order put first, and a checkpoint's bytes differed between processes (a restarted
+    Ray actor, the local runner) for the same model."""
+
+    def add(self, value: Hashable) -> None:
+        self.setdefault(value)
 
 
 class VectorNBLeaf(LeafNaiveBayesAdaptive):
@@ -81,6 +93,10 @@ class VectorNBLeaf(LeafNaiveBayesAdaptive):
     def update_splitters(self, x: dict, y: Hashable, w: float, nominal_attributes: Any) -> None:
         n_splitters = len(self.splitters)
         super().update_splitters(x, y, w, nominal_attributes)
+        if len(self.splitters) > n_splitters:
+            for splitter in list(self.splitters.values())[n_splitters:]:
+                if isinstance(splitter, NominalSplitterClassif):   # holds one value so far
+                    splitter._att_values = _FirstSeenValues.fromkeys(splitter._att_values)
         if self._columns is None:
             if len(self.stats) * len(self.splitters) >= self.vector_cells:
                 self._to_vectors()   # after River's update, so it copies this record in too

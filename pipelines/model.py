@@ -44,14 +44,16 @@ SNAPSHOT_SCHEMA = "driftflow.model/1"
 Features = dict[str, Any]
 
 
-# Two things make equal model states pickle to different bytes, and a snapshot pins both:
+# Three things make equal model states pickle to different bytes, and a snapshot pins them:
 # - River's distributions (e.g. a tree leaf's per-class Gaussians) draw an unseeded
 #   ``random.Random`` each, seeded from OS entropy and used only by ``sample()``, which no learner
 #   here calls: pinned to one fixed generator;
 # - pickle shares equal strings only when they are the same object, and a restored model's
 #   strings are other objects than a fresh one's: the names and string values in every object's
 #   state are interned, so sharing follows the values; likewise a restored numpy
-#   array carries a dtype object of its own, so arrays are written by dtype name, shape and bytes.
+#   array carries a dtype object of its own, so arrays are written by dtype name, shape and bytes;
+# - a set pickles in iteration order, for strings the process's hash seed's: sets in an
+#   object's state are written sorted.
 _PINNED_RNG = random.Random(0)
 
 
@@ -59,9 +61,20 @@ def _array(dtype: str, shape: tuple[int, ...], data: bytes) -> np.ndarray:
     return np.frombuffer(data, dtype=dtype).reshape(shape).copy()
 
 
+class _SetInOrder:
+    """Pickles as the set (or frozenset) of ``items``, written in that (sorted) order: a set
+    pickles in iteration order, which for strings follows the process's hash seed."""
+
+    def __init__(self, kind: type, items: list[Any]) -> None:
+        self.kind, self.items = kind, items
+
+    def __reduce__(self) -> tuple[type, tuple[list[Any]]]:
+        return self.kind, (self.items,)
+
+
 def _interned(value: Any) -> Any:
     """``value`` (an object's pickled state) with the strings in it and in its nested dicts,
-    lists and tuples interned."""
+    lists and tuples interned, and its sets written in sorted order."""
     kind = type(value)
     if kind is str:
         return sys.intern(value)
@@ -69,6 +82,9 @@ def _interned(value: Any) -> Any:
         return {_interned(k): _interned(v) for k, v in value.items()}
     if kind is list or kind is tuple:
         return kind(_interned(v) for v in value)
+    if kind is set or kind is frozenset:
+        return _SetInOrder(kind, sorted((_interned(v) for v in value),
+                                        key=lambda v: (type(v).__name__, repr(v))))
     return value
 
 

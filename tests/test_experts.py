@@ -1,7 +1,11 @@
 """Experts, the expert pool and the feature vectorizer."""
 from __future__ import annotations
 
+import os
 import pickle
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,6 +13,7 @@ from river.datasets import synth
 
 from experts import REGISTRY, Expert, ExpertPool, FeatureVectorizer, MLPExpert
 
+ROOT = Path(__file__).resolve().parents[1]
 N_RECORDS = 3000
 # Prequential accuracy floors on SEA(seed=1, variant=0), 3,000 records, noise-free. Measured:
 # HT 0.926, HAT 0.921, EFDT 0.947, MLP 0.965; floors sit a few points below.
@@ -198,6 +203,55 @@ def test_vectorizer_running_statistics_match_numpy_on_dense_and_sparse_records()
     probe = {"a": 1.0, "b": 1.0}
     want = [(1.0 - np.mean(seen[k])) / np.std(seen[k]) for k in ("a", "b")]
     assert vec.transform(probe) == pytest.approx(want, rel=1e-9)
+
+
+_TRAIN_NOMINAL_TREE = """
+import hashlib, random
+from experts import REGISTRY
+rng = random.Random(0)
+tree = REGISTRY["hoeffding-tree"](seed=0)
+for _ in range(3000):
+    day = rng.choice(["mon", "tue", "wed", "thu", "fri", "sat", "sun"])
+    x = {"day": day, "v": rng.random()}
+    tree.learn_one(x, (day in ("sat", "sun")) != (x["v"] > 0.7))
+from pipelines.model import canonical_pickle
+print(hashlib.sha256(canonical_pickle(tree)).hexdigest())
+"""
+
+
+_PICKLE_SETS = """
+import hashlib
+from pipelines.model import canonical_pickle
+
+class Holder:
+    def __init__(self):
+        self.days = {"mon", "tue", "wed", "thu", "fri", "sat", "sun"}
+        self.frozen = frozenset({"a", 1, ("b", 2)})
+
+print(hashlib.sha256(canonical_pickle(Holder())).hexdigest())
+"""
+
+
+def _outputs_under_hash_seeds(code: str) -> set[str]:
+    """What ``code`` prints in three processes with different string hash seeds."""
+    return {subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                           text=True, cwd=ROOT, env={**os.environ, "PYTHONHASHSEED": seed}).stdout
+            for seed in ("1", "2", "3")}
+
+
+def test_tree_state_on_nominal_features_is_the_same_in_every_process():
+    """A tree's nominal splitters keep their values in first-seen order, not in a set's
+    hash-seed order: processes with different string hash seeds snapshot the same bytes
+    (checkpoints of a restarted actor equal the uninterrupted run's) and break split ties alike."""
+    assert len(_outputs_under_hash_seeds(_TRAIN_NOMINAL_TREE)) == 1
+
+
+def test_snapshot_pickles_sets_in_the_same_order_in_every_process():
+    from pipelines.model import canonical_pickle
+
+    assert len(_outputs_under_hash_seeds(_PICKLE_SETS)) == 1
+    state = {"s": {"x", "y", "z"}, "f": frozenset({3, "q"})}
+    assert pickle.loads(canonical_pickle(state)) == state   # sets come back as sets
 
 
 def _mixed_records(n: int, seed: int) -> list[tuple[dict, int]]:
