@@ -442,7 +442,7 @@ class PartitionWorker:
         to its deadline however short the driver makes it."""
         if deadline is None:
             return POLL_MAX_RECORDS
-        fits = (deadline - time.monotonic()) / self._seconds_per_record
+        fits = (deadline - time.monotonic()) / max(self._seconds_per_record, 1e-7)
         return max(1, min(POLL_MAX_RECORDS, int(fits)))
 
     def _handle(self, partition: int, messages: list[Any]) -> None:
