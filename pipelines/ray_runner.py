@@ -30,9 +30,8 @@ from pipelines._ray_worker import STEP_SECONDS, KafkaJob, PartitionWorker
 from pipelines.checkpoint import KEY_ENV
 from pipelines.evaluate import PrequentialMetrics
 
-__all__ = ["KafkaJob", "PartitionWorker", "drive", "group_partitions", "init_local_ray", "merge_results",
-           "remote_worker",
-           "run_ray", "start_workers"]
+__all__ = ["KafkaJob", "PartitionWorker", "drive", "group_partitions", "init_local_ray",
+           "merge_results", "remote_worker", "run_ray", "start_workers"]
 
 # A restarted actor is retried this often per call before the driver gives up: enough for a
 # few crashes in a run, bounded so a worker that dies on every start fails the job.
@@ -173,11 +172,11 @@ def drive(workers: list[tuple[Any, list[int]]], *, until_end: bool = True,
                 ready, _ = ray.wait(list(heads), num_returns=1)
                 i = heads[ready[0]]
                 progress = ray.get(queued[i].popleft())
-                if on_progress is not None and on_progress(i, progress):
-                    break
                 if progress["done"]:
                     del queued[i]    # a step still queued returns done at once
-                else:
+                if on_progress is not None and on_progress(i, progress):
+                    break
+                if i in queued:
                     queued[i].append(next_step(i))
         except KeyboardInterrupt:
             log.info("interrupted: stopping the workers (final checkpoint)")
@@ -187,8 +186,7 @@ def drive(workers: list[tuple[Any, list[int]]], *, until_end: bool = True,
     return ray.get([w.finish.remote(until_end) for w, _ in workers])
 
 
-def _status_logger(workers: list[tuple[Any, list[int]]], t0: float,
-                   every: float) -> Callable[[int, dict[str, Any]], bool]:
+def _status_logger(t0: float, every: float) -> Callable[[int, dict[str, Any]], bool]:
     """An ``on_progress`` for `drive` that logs `status_line` over every worker's latest
     progress each ``every`` seconds; it never asks to stop."""
     latest: dict[int, dict[int, dict[str, float]]] = {}
@@ -243,7 +241,7 @@ def run_ray(job: KafkaJob, *, actors: int = 1, until_end: bool = True,
         t0 = time.perf_counter()
         workers = start_workers(job, actors)
         results = drive(workers, until_end=until_end,
-                        on_progress=_status_logger(workers, t0, status_seconds))
+                        on_progress=_status_logger(t0, status_seconds))
         seconds = time.perf_counter() - t0
         ray.get([w.close.remote() for w, _ in workers])
         for w, _ in workers:
