@@ -51,8 +51,9 @@ from pipelines.validation import JsonDecoder
 
 HERE = Path(__file__).resolve().parent
 PARTITIONS = 4
-# Generous bounds that only guard against a hung broker or actor.
+# A generous bound that only guards against a hung broker.
 READ_TIMEOUT_S = 120.0
+# The longest kill-to-first-output a restart may take before the smoke test calls it hung.
 KILL_WAIT_S = 120.0
 
 
@@ -340,6 +341,7 @@ def write_report(result: dict[str, Any], command: str, out_dir: Path) -> Path:
         e2e_cell = f"{e2e:,.0f}" if e2e is not None else "—"
         lines.append(f"| {name} | {steady:,.0f} | {e2e_cell} | {acc:.4f} | {ratio:.2f} "
                      f"| {per_cpu:,.0f} | {per_cpu / m['records_per_cpu_s']:.2f} |")
+
     def spread(key: str) -> str:
         return (f"median of the {len(paired[key])} attempts' own ratios "
                 f"({', '.join(f'{v:.2f}' for v in paired[key])}); fastest try over fastest "

@@ -138,8 +138,7 @@ class FeatureVectorizer:
         delta = np.where(seen, v - self._mean, 0.0)
         self._mean += delta / np.maximum(self._count, 1.0)
         self._m2 += delta * (v - self._mean)
-        var = self._m2 / np.maximum(self._count, 1.0)
-        self._scale = np.where(var > _MIN_VAR, 1.0 / np.sqrt(np.maximum(var, _MIN_VAR)), 1.0)
+        self._rescale(self._m2 / np.maximum(self._count, 1.0))
 
     def _welford_all(self, v: np.ndarray) -> None:
         """`_welford` with every slot observed: every count is then >= 1, so the masks and
@@ -148,5 +147,8 @@ class FeatureVectorizer:
         delta = v - self._mean
         self._mean += delta / self._count
         self._m2 += delta * (v - self._mean)
-        var = self._m2 / self._count
+        self._rescale(self._m2 / self._count)
+
+    def _rescale(self, var: np.ndarray) -> None:
+        """1 / std per slot from its running variance (1 for a constant slot)."""
         self._scale = np.where(var > _MIN_VAR, 1.0 / np.sqrt(np.maximum(var, _MIN_VAR)), 1.0)

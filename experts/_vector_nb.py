@@ -93,10 +93,11 @@ class VectorNBLeaf(LeafNaiveBayesAdaptive):
     def update_splitters(self, x: dict, y: Hashable, w: float, nominal_attributes: Any) -> None:
         n_splitters = len(self.splitters)
         super().update_splitters(x, y, w, nominal_attributes)
-        if len(self.splitters) > n_splitters:
-            for splitter in list(self.splitters.values())[n_splitters:]:
-                if isinstance(splitter, NominalSplitterClassif):   # holds one value so far
-                    splitter._att_values = _FirstSeenValues.fromkeys(splitter._att_values)
+        new_features = list(self.splitters)[n_splitters:]
+        for feature in new_features:
+            splitter = self.splitters[feature]
+            if isinstance(splitter, NominalSplitterClassif):   # holds one value so far
+                splitter._att_values = _FirstSeenValues.fromkeys(splitter._att_values)
         if self._columns is None:
             if len(self.stats) * len(self.splitters) >= self.vector_cells:
                 self._to_vectors()   # after River's update, so it copies this record in too
@@ -111,8 +112,8 @@ class VectorNBLeaf(LeafNaiveBayesAdaptive):
         elif present.any():
             cols = np.flatnonzero(present)
             self._welford(row, values[cols], w, cols)
-        if len(self.splitters) > n_splitters:   # copied from River, this record included
-            self._add_features(list(self.splitters)[n_splitters:])
+        if new_features:   # copied from River, this record included
+            self._add_features(new_features)
 
     def _welford(self, row: int, values: np.ndarray, w: float, cols: Any) -> None:
         # River's stats.Mean and stats.Var updates, the same operations in the same order

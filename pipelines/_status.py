@@ -9,7 +9,6 @@ into `status_line` every few seconds.
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from pipelines.host import ModelHost
 
