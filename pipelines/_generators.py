@@ -1,4 +1,5 @@
-"""The DriftMoE paper's synthetic streams (LED, SEA, RandomRBF with drift), built on River.
+"""The DriftMoE paper's synthetic streams (LED, SEA, RandomRBF with drift), as MOA makes them:
+SEA and RandomRBF from River's generators, LED from our own (River's differs from MOA's, below).
 
 Drifting concepts are composed the way MOA's ConceptDriftStream does it: at record ``t`` the next
 concept is drawn with probability ``sigmoid(4 (t - centre) / width)``, and a concept's generator
@@ -34,6 +35,15 @@ _SEA_THRESHOLDS = (8.0, 9.0, 7.0, 9.5)  # MOA function f uses threshold [f - 1]
 _RIVER_SEA_THRESHOLDS = {0: 8.0, 1: 9.0, 2: 7.0, 3: 9.5}  # River's SEA variant -> threshold
 _LED_DRIFT_FEATURES = (1, 3, 5, 7)
 _NOISE = 0.1  # the paper's 10 % label (SEA) or segment (LED) noise
+# The segments lit for each digit 0-9 (top, upper left, upper right, middle, lower left, lower
+# right, bottom): the LED problem's standard table, as MOA and River have it.
+_LED_DIGITS = (
+    (1, 1, 1, 0, 1, 1, 1), (0, 0, 1, 0, 0, 1, 0), (1, 0, 1, 1, 1, 0, 1), (1, 0, 1, 1, 0, 1, 1),
+    (0, 1, 1, 1, 0, 1, 0), (1, 1, 0, 1, 0, 1, 1), (1, 1, 0, 1, 1, 1, 1), (1, 0, 1, 0, 0, 1, 0),
+    (1, 1, 1, 1, 1, 1, 1), (1, 1, 1, 1, 0, 1, 1),
+)
+_LED_SEGMENTS = 7
+_LED_FEATURES = 24   # 7 segments and 17 irrelevant random bits
 
 
 @dataclass(frozen=True)
@@ -111,9 +121,28 @@ def _sea_concept(function: int, seed: int) -> synth.SEA:
     return synth.SEA(variant=_sea_variant(function), noise=_NOISE, seed=seed)
 
 
-def _led_concept(n_drift_features: int, seed: int) -> synth.LEDDrift:
-    return synth.LEDDrift(seed=seed, noise_percentage=_NOISE, irrelevant_features=True,
-                          n_drift_features=n_drift_features)
+def _led_concept(n_drift_features: int, seed: int) -> Iterator[tuple[dict[int, int], int]]:
+    """MOA's LEDGeneratorDrift: a uniform digit, its 7 segments each flipped with probability
+    exactly `_NOISE`, and 17 random bits; segment ``i`` and random bit ``7 + i`` trade places
+    for ``i < n_drift_features``.
+
+    MOA fixes where the swapped segments go, so the paper's concepts (1, 3, 5, 7 swapped) nest:
+    each drift moves two more segments and keeps the others where they were. River's LEDDrift
+    draws the positions per concept (seeded), so there each drift reshuffles every swapped
+    segment, a far harsher change, and its noise test ``0.01 + random() <= p`` flips 9 %, not 10 %.
+    """
+    rng = random.Random(seed)
+    position = list(range(_LED_FEATURES))
+    for i in range(n_drift_features):
+        position[i], position[_LED_SEGMENTS + i] = _LED_SEGMENTS + i, i
+    while True:
+        digit = rng.randrange(len(_LED_DIGITS))
+        x = dict.fromkeys(range(_LED_FEATURES), 0)   # keys in feature order
+        for i, lit in enumerate(_LED_DIGITS[digit]):
+            x[position[i]] = lit ^ (rng.random() < _NOISE)
+        for i in range(_LED_SEGMENTS, _LED_FEATURES):
+            x[position[i]] = rng.randrange(2)
+        yield x, digit
 
 
 def _drifting(
@@ -152,8 +181,8 @@ def _rbf(name: str, change_speed: float) -> Callable[[int | None, int], Syntheti
 
 
 STREAMS: dict[str, Callable[[int | None, int], SyntheticStream]] = {
-    "LEDa": _drifting("LEDa", _led_concept, _LED_DRIFT_FEATURES, 24, 10, abrupt=True),
-    "LEDg": _drifting("LEDg", _led_concept, _LED_DRIFT_FEATURES, 24, 10, abrupt=False),
+    "LEDa": _drifting("LEDa", _led_concept, _LED_DRIFT_FEATURES, _LED_FEATURES, len(_LED_DIGITS), abrupt=True),
+    "LEDg": _drifting("LEDg", _led_concept, _LED_DRIFT_FEATURES, _LED_FEATURES, len(_LED_DIGITS), abrupt=False),
     "SEAa": _drifting("SEAa", _sea_concept, _SEA_FUNCTIONS, 3, 2, abrupt=True),
     "SEAg": _drifting("SEAg", _sea_concept, _SEA_FUNCTIONS, 3, 2, abrupt=False),
     "RBFm": _rbf("RBFm", change_speed=1e-4),

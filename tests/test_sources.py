@@ -17,6 +17,10 @@ from pipelines.sources import open_source
 
 ELECTRICITY = Path(__file__).parents[2] / "shared/datasets/elecNormNew.arff"
 SEA_THRESHOLDS = (8.0, 9.0, 9.5, 8.0)  # MOA SEA functions 1 -> 2 -> 4 -> 1
+LED_DIGITS = ((1, 1, 1, 0, 1, 1, 1), (0, 0, 1, 0, 0, 1, 0), (1, 0, 1, 1, 1, 0, 1),  # 0-2
+              (1, 0, 1, 1, 0, 1, 1), (0, 1, 1, 1, 0, 1, 0), (1, 1, 0, 1, 0, 1, 1),  # 3-5
+              (1, 1, 0, 1, 1, 1, 1), (1, 0, 1, 0, 0, 1, 0), (1, 1, 1, 1, 1, 1, 1),  # 6-8
+              (1, 1, 1, 1, 0, 1, 1))                                                 # 9
 
 
 def _take(name: str, n: int, seed: int, count: int | None = None) -> list:
@@ -90,6 +94,27 @@ def test_sea_noise_is_ten_percent_and_concepts_change_at_drifts() -> None:
             band = [(x, y) for x, y in segment if low < x["0"] + x["1"] <= high]
             agree = sum((x["0"] + x["1"] > threshold) == y for x, y in band) / len(band)
             assert len(band) > 50 and agree > 0.8, (k, agree)
+
+
+def test_led_is_moas_nested_drift_with_ten_percent_noise() -> None:
+    """As MOA's LEDGeneratorDrift: concept k swaps segment i with random bit 7 + i for
+    i < (1, 3, 5, 7)[k], so each drift moves two more segments; every segment shows the
+    digit's value 90 % of the time (River's LEDDrift reshuffles per concept and flips 9 %)."""
+    n = 40_000
+    stream = STREAMS["LEDa"](n, 3)
+    examples = list(stream)
+    edges = [0, *stream.drift_positions, n]
+    margin = 200
+    shown_all = []
+    for k, n_swapped in enumerate((1, 3, 5, 7)):
+        segment = examples[edges[k] + margin: edges[k + 1] - margin]
+        for i in range(7):
+            where = str(7 + i if i < n_swapped else i)
+            shown = sum(x[where] == LED_DIGITS[y][i] for x, y in segment) / len(segment)
+            assert math.isclose(shown, 0.90, abs_tol=0.03), (k, i, shown)   # ~0.5 if misplaced
+            shown_all.append(shown)
+    # 28 cells of ~9,600 records: the mean's standard error is ~0.0006, so 9 % noise would fail
+    assert math.isclose(sum(shown_all) / len(shown_all), 0.90, abs_tol=0.004)
 
 
 def test_led_values_are_binary() -> None:
