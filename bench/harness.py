@@ -450,6 +450,8 @@ def write_markdown(path: Path, meta: dict[str, Any], per_stream: dict[str, Any],
         "# driftflow benchmark results", "",
         f"- Date: {meta['date']}",
         f"- Command: `{meta['command']}`",
+        *([f"- Streams still from this command: {', '.join(meta['own_streams']) or 'none'}"]
+          if "own_streams" in meta else []),
         f"- Machine: {m['nproc']} usable CPUs ({m['cpu_count']} online), {m['cpu_model']}, "
         f"{ram} RAM; {m['platform']}",
         f"- Versions: Python {m['python']}, river {m['river']}, numpy {m['numpy']}",
@@ -741,7 +743,13 @@ def _merged(data: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     runs = [r for r in data["runs"] if r["label"] not in new] + extra["runs"]
     meta["models"] = list(dict.fromkeys([*meta["models"], *extra["meta"]["models"]]))
     meta["streams"] = [*(s for s in meta["streams"] if s not in new), *new]
-    meta["merged"] = [*meta.get("merged", []),
+    # each stream is credited to the run it now comes from: earlier parts lose replaced streams
+    merged_before = {s for part in meta.get("merged", []) for s in part["streams"]}
+    own = meta.get("own_streams", [s for s in meta["streams"] if s not in merged_before])
+    meta["own_streams"] = [s for s in own if s not in new]
+    earlier = [{**part, "streams": [s for s in part["streams"] if s not in new]}
+               for part in meta.get("merged", [])]
+    meta["merged"] = [*(part for part in earlier if part["streams"]),
                       {key: extra["meta"][key] for key in ("date", "command", "wall_seconds")}
                       | {"streams": new}]
     per_stream = aggregate(runs, meta["models"])

@@ -103,6 +103,15 @@ def test_render_merges_another_runs_streams(tmp_path: Path) -> None:
     md = (first / "RESULTS.md").read_text()
     assert "\n## LEDa\n" in md and "- Merged in: SEAg, LEDa from `" in md
     assert (first / "LEDa.png").is_file()
+    assert "- Streams still from this command: SEAa\n" in md
+    # a later merge takes its streams' credit from the earlier runs
+    third = tmp_path / "third"
+    assert main([*args, "--streams", "SEAa,SEAg", "--models", "river-ht", "--out",
+                 str(third)]) == 0
+    assert main(["--render", "--out", str(first), "--merge", str(third)]) == 0
+    md = (first / "RESULTS.md").read_text()
+    assert "- Streams still from this command: none\n" in md
+    assert "- Merged in: LEDa from `" in md and "- Merged in: SEAa, SEAg from `" in md
     assert main(["--merge", str(second), "--out", str(first)]) == 2      # needs --render
     assert main([*args, "--limit", "200", "--streams", "SEAa", "--models", "river-ht",
                  "--out", str(second)]) == 0
