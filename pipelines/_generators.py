@@ -89,7 +89,7 @@ def _compose(
 
 
 def _named(examples: Iterator[tuple[dict[Any, Any], Any]]) -> Iterator[Example]:
-    """River's examples with string feature names, float values and int labels."""
+    """Examples with string feature names, float values and int labels."""
     names: dict[object, str] = {}
     for x, y in examples:
         if len(names) != len(x):
@@ -181,8 +181,10 @@ def _rbf(name: str, change_speed: float) -> Callable[[int | None, int], Syntheti
 
 
 STREAMS: dict[str, Callable[[int | None, int], SyntheticStream]] = {
-    "LEDa": _drifting("LEDa", _led_concept, _LED_DRIFT_FEATURES, _LED_FEATURES, len(_LED_DIGITS), abrupt=True),
-    "LEDg": _drifting("LEDg", _led_concept, _LED_DRIFT_FEATURES, _LED_FEATURES, len(_LED_DIGITS), abrupt=False),
+    "LEDa": _drifting("LEDa", _led_concept, _LED_DRIFT_FEATURES, _LED_FEATURES,
+                      len(_LED_DIGITS), abrupt=True),
+    "LEDg": _drifting("LEDg", _led_concept, _LED_DRIFT_FEATURES, _LED_FEATURES,
+                      len(_LED_DIGITS), abrupt=False),
     "SEAa": _drifting("SEAa", _sea_concept, _SEA_FUNCTIONS, 3, 2, abrupt=True),
     "SEAg": _drifting("SEAg", _sea_concept, _SEA_FUNCTIONS, 3, 2, abrupt=False),
     "RBFm": _rbf("RBFm", change_speed=1e-4),
