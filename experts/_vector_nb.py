@@ -53,13 +53,21 @@ class FastCloneGaussianSplitter(GaussianSplitter):
 
 class _FirstSeenValues(dict):
     """The values a nominal splitter has seen, as River's ``set`` is used (``add``, ``in``,
-    iteration), iterated in the order they first came. River's set iterates in the order of
-    the process's string hash seed: ties between binary splits then went to whichever value
-    that order put first, and a checkpoint's bytes differed between processes (a restarted
-    Ray actor, the local runner) for the same model."""
+    iteration), iterated in the order they first came."""
 
     def add(self, value: Hashable) -> None:
         self.setdefault(value)
+
+
+class FirstSeenNominalSplitter(NominalSplitterClassif):
+    """River's nominal splitter keeping its values in first-seen order. River's ``set``
+    iterates in the order of the process's string hash seed: ties between binary splits then
+    went to whichever value that order put first, and a checkpoint's bytes differed between
+    processes (a restarted Ray actor, the local runner) for the same model."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._att_values = _FirstSeenValues()
 
 
 class VectorNBLeaf(LeafNaiveBayesAdaptive):
@@ -78,6 +86,10 @@ class VectorNBLeaf(LeafNaiveBayesAdaptive):
         self._nominal: list[Hashable] = []                   # features scored in Python
         self._last: tuple[dict, dict] | None = None          # (record, its NB scores) this state
 
+    @staticmethod
+    def new_nominal_splitter() -> FirstSeenNominalSplitter:
+        return FirstSeenNominalSplitter()
+
     # -- learning ------------------------------------------------------------------------------
     def learn_one(self, x: dict, y: Hashable, *, w: float = 1.0, tree: Any = None) -> None:
         if self.is_active():
@@ -94,10 +106,6 @@ class VectorNBLeaf(LeafNaiveBayesAdaptive):
         n_splitters = len(self.splitters)
         super().update_splitters(x, y, w, nominal_attributes)
         new_features = list(self.splitters)[n_splitters:]
-        for feature in new_features:
-            splitter = self.splitters[feature]
-            if isinstance(splitter, NominalSplitterClassif):   # holds one value so far
-                splitter._att_values = _FirstSeenValues.fromkeys(splitter._att_values)
         if self._columns is None:
             if len(self.stats) * len(self.splitters) >= self.vector_cells:
                 self._to_vectors()   # after River's update, so it copies this record in too
@@ -304,4 +312,5 @@ class VectorNBHoeffdingTree(HoeffdingTreeClassifier):
                             vector_cells=self.vector_cells)
 
 
-__all__ = ["FastCloneGaussianSplitter", "VectorNBHoeffdingTree", "VectorNBLeaf"]
+__all__ = ["FastCloneGaussianSplitter", "FirstSeenNominalSplitter", "VectorNBHoeffdingTree",
+           "VectorNBLeaf"]
