@@ -44,8 +44,8 @@ from typing import Any
 from bench.harness import machine_info
 from infra import kafka as infra_kafka
 from pipelines.host import ModelHost
-from pipelines.model import make_model
-from pipelines.ray_runner import init_local_ray
+from pipelines.models import make_model
+from pipelines.runners.ray.driver import init_local_ray
 from pipelines.sources import open_source
 from pipelines.validation import JsonDecoder
 
@@ -170,7 +170,8 @@ def clients(bootstrap: str, n: int) -> list[dict[str, Any]]:
 
 def on_ray(bootstrap: str, topic: str, model: str, seed: int, actors: int,
            checkpoint_every: int) -> dict[str, Any]:
-    from pipelines.ray_runner import KafkaJob, group_partitions, run_ray
+    from pipelines.runners.kafka_job import KafkaJob
+    from pipelines.runners.ray.driver import group_partitions, run_ray
 
     with tempfile.TemporaryDirectory() as ckpt:
         job = KafkaJob(bootstrap, topic, model=model, seed=seed, checkpoint_dir=ckpt,
@@ -188,7 +189,7 @@ def on_ray(bootstrap: str, topic: str, model: str, seed: int, actors: int,
 
 
 class SigkillOnce:
-    """An ``on_progress`` for `pipelines.ray_runner.drive`: SIGKILLs worker ``index``'s process
+    """An ``on_progress`` for `pipelines.runners.ray.driver.drive`: SIGKILLs worker ``index``'s process
     once it has read ``after_records`` records and taken a checkpoint, then notes when its
     restarted incarnation (a new pid) first produced output."""
 
@@ -223,7 +224,8 @@ def restart(bootstrap: str, topic: str, model: str, seed: int, n: int,
     incarnation's first processed record tells the restart time."""
     import ray
 
-    from pipelines.ray_runner import KafkaJob, drive, start_workers
+    from pipelines.runners.kafka_job import KafkaJob
+    from pipelines.runners.ray.driver import drive, start_workers
 
     with tempfile.TemporaryDirectory() as ckpt:
         job = KafkaJob(bootstrap, topic, model=model, seed=seed, checkpoint_dir=ckpt,

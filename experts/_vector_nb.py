@@ -290,7 +290,7 @@ class VectorNBHoeffdingTree(HoeffdingTreeClassifier):
         ``max_size`` it deactivates the least promising leaves), with sizes counted instead
         of measured: River's ``sys.getsizeof`` walk counts each Gaussian's own
         ``random.Random``, which a restored checkpoint shares between them (see
-        ``pipelines.model.canonical_pickle``), so an uninterrupted tree and its restored copy
+        ``pipelines.models.canonical_pickle``), so an uninterrupted tree and its restored copy
         would measure differently and could deactivate different leaves. A leaf counts as
         `LEAF_BYTES` plus `CELL_BYTES` per (feature, class) distribution."""
         sizes = {True: 0.0, False: 0.0}

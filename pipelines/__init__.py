@@ -8,9 +8,9 @@ import os
 # with 2 threads against 355 us with 1 on a 2-core machine). A user's own setting wins.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from pipelines.checkpoint import CheckpointError
+from pipelines.checkpoints.envelope import CheckpointError
 from pipelines.evaluate import PrequentialMetrics
-from pipelines.model import MODELS, AdaptiveModel, make_model
+from pipelines.models import MODELS, AdaptiveModel, make_model
 from pipelines.records import DeadLetter, Record
 from pipelines.sources import STREAMS, Source, SourceError, open_source
 from pipelines.validation import JsonDecoder, RecordValidator, decode_json

@@ -8,9 +8,9 @@ import os
 import sys
 from typing import Any
 
-# Delayed-label bounds (pipelines.label_join says why these values); stdlib-only import
-from pipelines.label_join import DEFAULT_MAX_SIZE as DEFAULT_LABEL_BUFFER
-from pipelines.label_join import DEFAULT_TTL_S as DEFAULT_LABEL_TTL
+# Delayed-label bounds (pipelines.labels says why these values); stdlib-only import
+from pipelines.labels import DEFAULT_MAX_SIZE as DEFAULT_LABEL_BUFFER
+from pipelines.labels import DEFAULT_TTL_S as DEFAULT_LABEL_TTL
 
 # A synthetic stream's length when --limit is not given: long enough to hold its three drifts
 # with room to recover after each, short enough that `driftflow run` finishes in seconds.
@@ -22,8 +22,8 @@ KAFKA_PREFIX = "kafka:"
 def _run(args: argparse.Namespace) -> int:
     if args.runtime == "ray" or args.source.startswith(KAFKA_PREFIX):
         return _run_ray(args)
-    from pipelines.local import run_local
-    from pipelines.model import make_model
+    from pipelines.models import make_model
+    from pipelines.runners.local import run_local
     from pipelines.sources import open_source
 
     limit = args.limit
@@ -37,7 +37,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _run_ray(args: argparse.Namespace) -> int:
-    from pipelines.ray_runner import KafkaJob, run_ray
+    from pipelines.runners.kafka_job import KafkaJob
+    from pipelines.runners.ray.driver import run_ray
 
     if args.runtime != "ray" or not args.source.startswith(KAFKA_PREFIX):
         raise ValueError("--runtime ray reads --source kafka:TOPIC "
@@ -57,7 +58,7 @@ def _run_ray(args: argparse.Namespace) -> int:
 
 
 def _record(args: argparse.Namespace) -> int:
-    from pipelines._kafka_record import record_topic
+    from pipelines.sources.kafka_record import record_topic
 
     n = record_topic(args.bootstrap, args.topic, args.out)
     print(f"recorded {n:,} messages of {args.topic} to {args.out}")
@@ -65,7 +66,7 @@ def _record(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from pipelines._kafka_record import replay_file
+    from pipelines.sources.kafka_record import replay_file
 
     n = replay_file(args.bootstrap, args.file, args.to_topic)
     print(f"replayed {n:,} messages from {args.file} to {args.to_topic}")
@@ -127,7 +128,7 @@ DELEGATED = {
 
 
 def _parser() -> argparse.ArgumentParser:
-    from pipelines.model import MODELS
+    from pipelines.models import MODELS
 
     parser = argparse.ArgumentParser(prog="driftflow", description=(
         "Keep a classifier accurate on a drifting stream: detectors, a pool of experts, a "

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any, Hashable
 
 from pipelines.evaluate import PrequentialMetrics
-from pipelines.label_join import Joined, LabelJoiner
-from pipelines.model import AdaptiveModel
+from pipelines.labels import Joined, LabelJoiner
+from pipelines.models import AdaptiveModel
 from pipelines.records import DeadLetter, Record
 
 

@@ -9,7 +9,7 @@ import pytest
 import detectors
 import experts
 import router
-from pipelines.model import MODELS, make_model
+from pipelines.models import MODELS, make_model
 from tests import checks
 
 # Settings that keep the models' checks fast without changing what they exercise: the router

@@ -214,14 +214,14 @@ for _ in range(3000):
     day = rng.choice(["mon", "tue", "wed", "thu", "fri", "sat", "sun"])
     x = {"day": day, "v": rng.random()}
     tree.learn_one(x, (day in ("sat", "sun")) != (x["v"] > 0.7))
-from pipelines.model import canonical_pickle
+from pipelines.models.canonical import canonical_pickle
 print(hashlib.sha256(canonical_pickle(tree)).hexdigest())
 """
 
 
 _PICKLE_SETS = """
 import hashlib
-from pipelines.model import canonical_pickle
+from pipelines.models.canonical import canonical_pickle
 
 class Holder:
     def __init__(self):
@@ -247,7 +247,7 @@ def test_tree_state_on_nominal_features_is_the_same_in_every_process():
 
 
 def test_snapshot_pickles_sets_in_the_same_order_in_every_process():
-    from pipelines.model import canonical_pickle
+    from pipelines.models.canonical import canonical_pickle
 
     assert len(_outputs_under_hash_seeds(_PICKLE_SETS)) == 1
     state = {"s": {"x", "y", "z"}, "f": frozenset({3, "q"})}

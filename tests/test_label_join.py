@@ -4,8 +4,8 @@ from __future__ import annotations
 import pickle
 
 from pipelines.host import ModelHost
-from pipelines.label_join import LabelJoiner
-from pipelines.model import make_model
+from pipelines.labels import LabelJoiner
+from pipelines.models import make_model
 from pipelines.records import Record
 
 

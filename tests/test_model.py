@@ -7,8 +7,8 @@ import pytest
 from river import evaluate, metrics
 
 from pipelines import CheckpointError, make_model, open_source
-from pipelines.checkpoint import unseal
-from pipelines.model import AdaptiveModel
+from pipelines.checkpoints.envelope import unseal
+from pipelines.models import AdaptiveModel
 
 
 def _stream(n: int, name: str = "SEAa", seed: int = 1):
@@ -89,7 +89,7 @@ def test_capped_trees_stop_growing_and_restore_identically(monkeypatch):
     """With a tiny ``tree_max_mib`` River deactivates leaves; a model restored in between
     deactivates the same leaves, predicts exactly as the uninterrupted one and snapshots to the
     same bytes (the size estimate is counted, not measured); the capped model holds less."""
-    import pipelines.model as model_module
+    import pipelines.models.adaptive as model_module
 
     monkeypatch.setattr(model_module, "TREE_MEMORY_CHECK_PERIOD", 500)
     rows = json.loads(json.dumps([[x, y] for x, y in _stream(8000)]))   # as decoded from Kafka

@@ -20,10 +20,12 @@ from typing import Any
 import pytest
 
 from infra import kafka as infra_kafka
-from pipelines import _kafka_io as kio
-from pipelines._ray_worker import KafkaJob, PartitionWorker, load_partition
-from pipelines.ray_runner import init_local_ray
-from pipelines.checkpoint import read_bytes, unseal
+from pipelines.runners import kafka_io as kio
+from pipelines.checkpoints.partition import load_partition
+from pipelines.runners.kafka_job import KafkaJob
+from pipelines.runners.ray.worker import PartitionWorker
+from pipelines.runners.ray.driver import init_local_ray
+from pipelines.checkpoints import read_bytes, unseal
 from pipelines.sources import open_source
 
 pytestmark = pytest.mark.integration
@@ -218,7 +220,7 @@ def test_submit_runs_the_job_on_a_token_protected_cluster(kafka_broker: str, tmp
 
 def test_bounded_ray_run_writes_outputs_and_metrics(kafka_broker: str, ray_local: None,
                                                     tmp_path) -> None:
-    from pipelines.ray_runner import run_ray
+    from pipelines.runners.ray.driver import run_ray
 
     topic = _topic("ray-bounded")
     ids = _produce(kafka_broker, topic, 1200, bad=BAD_LINES)
@@ -265,7 +267,7 @@ def test_status_line_and_prometheus_metrics(kafka_broker: str, ray_local: int, t
                                            caplog) -> None:
     """The driver logs a one-line status while the job runs, and the workers' Ray metrics reach
     the metrics agent's Prometheus endpoint: records in per partition add up to the topic."""
-    from pipelines.ray_runner import run_ray
+    from pipelines.runners.ray.driver import run_ray
 
     topic = _topic("ray-metrics")
     ids = _produce(kafka_broker, topic, 3000, bad=BAD_LINES)
@@ -298,7 +300,7 @@ def test_sigkill_actor_recovers_to_identical_models(kafka_broker: str, ray_local
     import ray
 
     from bench.kafka_ray import SigkillOnce
-    from pipelines.ray_runner import drive, start_workers
+    from pipelines.runners.ray.driver import drive, start_workers
 
     topic = _topic("ray-crash")
     ids = _produce(kafka_broker, topic, 4000)
@@ -356,7 +358,7 @@ def test_sigkill_actor_recovers_to_identical_models(kafka_broker: str, ray_local
 def test_record_then_replay_gives_identical_predictions(kafka_broker: str, ray_local: None,
                                                          tmp_path) -> None:
     from pipelines.cli import main
-    from pipelines.ray_runner import run_ray
+    from pipelines.runners.ray.driver import run_ray
 
     topic, copy = _topic("ray-record"), _topic("ray-replayed")
     _produce(kafka_broker, topic, 800, bad=BAD_LINES)
@@ -384,8 +386,8 @@ def test_unbounded_run_follows_new_records_until_stopped(kafka_broker: str, ray_
     timed checkpoints (signed with the driver's key) and finish cleanly on stop()."""
     import ray
 
-    from pipelines.checkpoint import KEY_ENV
-    from pipelines.ray_runner import drive, merge_results, start_workers
+    from pipelines.checkpoints.envelope import KEY_ENV
+    from pipelines.runners.ray.driver import drive, merge_results, start_workers
 
     monkeypatch.setenv(KEY_ENV, "test-key")
     topic = _topic("ray-follow")
@@ -459,8 +461,8 @@ def _delayed_reference(rows: list, partition_of: dict[int, int], lag: int,
     per partition; a partition applies label i (in label order) once it has processed one of
     its records at or after record i + ``lag`` (what the workers do with the timestamps)."""
     from pipelines.host import ModelHost
-    from pipelines.label_join import LabelJoiner
-    from pipelines.model import make_model
+    from pipelines.labels import LabelJoiner
+    from pipelines.models import make_model
     from pipelines.records import Record
 
     hosts = {p: ModelHost(make_model("adaptive", seed=seed + p), joiner=LabelJoiner())
@@ -491,7 +493,7 @@ def test_delayed_labels_join_by_id_and_score_the_arrival_prediction(
     start and to recover after SEA's drifts) falls with the stream's length: in process it is
     3.2 points at 6,000 records, 1.0 at 20,000, 0.5 at 30,000. The first 1,000 records come
     before any label: the model has learned nothing, predicts None, and they are not scored."""
-    from pipelines.ray_runner import run_ray
+    from pipelines.runners.ray.driver import run_ray
 
     n, lag, seed = 30_000, 1000, 4
     topic, labels, plain = _topic("ray-nolabel"), _topic("ray-labels"), _topic("ray-inrecord")

@@ -11,7 +11,7 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines._generators import STREAMS, _compose, _sigmoid_choice
+from pipelines.sources.synthetic import STREAMS, _compose, _sigmoid_choice
 from pipelines.records import DeadLetter, Record
 from pipelines.sources import open_source
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 
 import experts
-from pipelines._generators import _compose, _led_concept, _named
+from pipelines.sources.synthetic import _compose, _led_concept, _named
 
 
 def main(n: int = 200_000, centre: int = 100_000, block: int = 10_000) -> None:

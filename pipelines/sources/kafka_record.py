@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipelines import _kafka_io as kio
+from pipelines.runners import kafka_io as kio
 
 SCHEMA = pa.schema([("partition", pa.int32()), ("offset", pa.int64()),
                     ("timestamp", pa.int64()), ("key", pa.binary()), ("value", pa.binary())])

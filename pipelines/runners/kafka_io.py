@@ -1,17 +1,10 @@
-"""Kafka plumbing for the Ray runner: topic metadata, output topics, and the JSON written to the
-predictions, drift and dead-letter topics; the confluent-kafka reader and producer of the
-workers. No Ray here."""
+"""Kafka clients shared by the runtimes: topic metadata, output topics, and the confluent-kafka
+partition reader and producer the workers use. No Ray here; the message formats are in
+`pipelines.sinks.kafka_messages`."""
 from __future__ import annotations
 
-import base64
-import json
 import time
 from typing import Any
-
-import orjson
-
-from pipelines.host import Prediction
-from pipelines.records import DeadLetter
 
 # Metadata for a freshly created topic reaches a one-node broker in well under a second; 30 s
 # covers a broker still loading its log after a restart (the same bound infra/kafka.py uses).
@@ -55,44 +48,6 @@ def ensure_topics(bootstrap: str, names: list[str], partitions: int) -> None:
                 pass   # another driver made it between list and create
     finally:
         admin.close()
-
-
-def prediction_message(pred: Prediction, model_version: int) -> bytes:
-    """A prediction as JSON; ``model_version`` is how many records the model had learned.
-
-    One per record, on the worker's hot path: orjson writes it in ~0.2 us against ~4 us for
-    `json` (a few % of the worker's time). It refuses integers beyond 64 bits, which `json`
-    then writes."""
-    doc = {"id": pred.id, "key": pred.key, "partition": pred.partition, "offset": pred.offset,
-           "y_pred": pred.y_pred, "confidence": pred.confidence, "model_version": model_version}
-    try:
-        return orjson.dumps(doc, default=str)
-    except TypeError:
-        return json.dumps(doc, default=str).encode()
-
-
-def dead_letter_message(dead: DeadLetter, topic: str) -> bytes:
-    """A dead letter as JSON: the raw input (UTF-8 text when it is text, else base64) and why."""
-    doc: dict[str, Any] = {"topic": topic, "partition": dead.partition, "offset": dead.offset,
-                           "reason": dead.reason}
-    raw = dead.raw
-    if isinstance(raw, bytes | bytearray):
-        try:
-            doc["raw_utf8"] = bytes(raw).decode("utf-8")
-        except UnicodeDecodeError:
-            doc["raw_base64"] = base64.b64encode(raw).decode("ascii")
-    else:
-        doc["raw_utf8"] = json.dumps(raw, default=str)
-    return json.dumps(doc).encode()
-
-
-def event_message(event: dict[str, Any], topic: str) -> bytes:
-    return json.dumps({"topic": topic, **event}, default=str).encode()
-
-
-def key_text(raw: bytes | None) -> str | None:
-    """A Kafka message key as text (None when the message has no key)."""
-    return None if raw is None else raw.decode("utf-8", errors="replace")
 
 
 class OutputsNotDelivered(RuntimeError):

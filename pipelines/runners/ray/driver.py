@@ -1,6 +1,6 @@
 """The Ray runner: a driver splits a Kafka topic's partitions into groups, one Ray actor per group.
 
-Each actor (`pipelines._ray_worker.PartitionWorker`, made remote here) hosts a model per
+Each actor (`pipelines.runners.ray.worker.PartitionWorker`, made remote here) hosts a model per
 partition, writes predictions, drift events and dead letters to Kafka, and checkpoints each
 partition (model snapshot + next offset together). Ray restarts a dead actor (``max_restarts``)
 and retries its running call (``max_task_retries``); the constructor restores the checkpoints
@@ -24,11 +24,12 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from pipelines import _kafka_io as kio
-from pipelines._status import status_line
-from pipelines._ray_worker import STEP_SECONDS, KafkaJob, PartitionWorker
-from pipelines.checkpoint import KEY_ENV
+from pipelines.checkpoints.envelope import KEY_ENV
 from pipelines.evaluate import PrequentialMetrics
+from pipelines.runners import kafka_io as kio
+from pipelines.runners.kafka_job import KafkaJob
+from pipelines.runners.ray.worker import STEP_SECONDS, PartitionWorker
+from pipelines.runners.status import status_line
 
 __all__ = ["KafkaJob", "PartitionWorker", "drive", "group_partitions", "init_local_ray",
            "merge_results", "remote_worker", "run_ray", "start_workers"]

@@ -11,9 +11,9 @@ import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from pipelines._files import DEFAULT_TARGET, FileTable, MalformedRow, open_file
-from pipelines._generators import PAPER_N, STREAMS, SyntheticStream
 from pipelines.records import DeadLetter, Record
+from pipelines.sources.files import DEFAULT_TARGET, FileTable, MalformedRow, open_file
+from pipelines.sources.synthetic import PAPER_N, STREAMS, SyntheticStream
 from pipelines.validation import RecordValidator, SourceError
 
 __all__ = ["STREAMS", "Source", "SourceError", "open_source"]
@@ -46,7 +46,7 @@ def open_source(
     ``limit`` caps the number of items read. For a synthetic stream it is also the stream's
     length, so the drifts are scaled into it; without it the stream has the paper's 1,000,000
     records. ``seed`` seeds synthetic streams and is ignored for files. ``target`` names the
-    label column of a file (see `pipelines._files` for ARFF's default). Raises `SourceError`.
+    label column of a file (see `pipelines.sources.files` for ARFF's default). Raises `SourceError`.
     """
     if limit is not None and limit < 0:
         raise SourceError(f"limit must be >= 0, got {limit}")

@@ -1,4 +1,4 @@
-"""Checkpoint envelope and storage.
+"""Checkpoint envelope.
 
 A snapshot is wrapped in a versioned envelope so a reader knows what it holds and can prove it
 was not altered::
@@ -9,9 +9,6 @@ The header carries the format version, a schema name, the creation time, the bod
 when a key is set, an HMAC-SHA256 of the body. The body is a pickle, so with a key configured an
 unsigned or tampered checkpoint is refused before anything is unpickled. The key comes from the
 ``key`` argument or the ``DRIFTFLOW_CHECKPOINT_KEY`` environment variable.
-
-Storage goes through ``pyarrow.fs`` (local paths, ``s3://``, ``gs://``, ``hdfs://``) and is
-atomic: the envelope is written to a temporary name and then moved over the target.
 """
 from __future__ import annotations
 
@@ -21,12 +18,7 @@ import hmac
 import json
 import os
 import struct
-import uuid
 from typing import Any
-
-import pyarrow.fs as pafs
-
-from pipelines._files import resolve_filesystem
 
 MAGIC = b"DFCK"
 FORMAT_VERSION = 1
@@ -86,24 +78,3 @@ def unseal(blob: bytes, *, key: bytes | str | None = None,
         if not hmac.compare_digest(expected, signature):
             raise CheckpointError("checkpoint signature does not match (tampered, or another key)")
     return header, body
-
-
-def write_atomic(uri: str, blob: bytes) -> None:
-    """Write ``blob`` to ``uri`` so a reader sees the old file or the new one, never a part."""
-    fs, path = resolve_filesystem(uri)
-    parent = path.rsplit("/", 1)[0]
-    if parent:
-        fs.create_dir(parent, recursive=True)
-    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-    with fs.open_output_stream(tmp) as stream:
-        stream.write(blob)
-    fs.move(tmp, path)
-
-
-def read_bytes(uri: str) -> bytes | None:
-    """The bytes at ``uri``, or None when there is no such file."""
-    fs, path = resolve_filesystem(uri)
-    if fs.get_file_info(path).type == pafs.FileType.NotFound:
-        return None
-    with fs.open_input_stream(path) as stream:
-        return stream.read()

@@ -1,6 +1,6 @@
 """The Ray runner's worker: owns a fixed group of Kafka partitions, one ModelHost per partition.
 
-A plain class, so it runs (and is tested) without Ray; `pipelines.ray_runner` makes it a Ray
+A plain class, so it runs (and is tested) without Ray; `pipelines.runners.ray.driver` makes it a Ray
 actor at the edge. Ray re-runs only the constructor when it restarts an actor, so the
 constructor is where each partition's checkpoint is loaded and the consumer seeks to its offset.
 
@@ -46,21 +46,25 @@ import os
 import pickle
 import sys
 import time
-from dataclasses import dataclass
 from typing import Any
 
-from pipelines import _kafka_io as kio
-from pipelines.checkpoint import read_bytes, seal, unseal, write_atomic
-from pipelines._status import RayMetrics, partition_status
+from pipelines.checkpoints import read_bytes, seal, unseal, write_atomic
+from pipelines.checkpoints.partition import (
+    PartitionState,
+    load_partition,
+    save_partition,
+)
 from pipelines.host import ModelHost, Prediction
-from pipelines.label_join import DEFAULT_MAX_SIZE, DEFAULT_TTL_S, LabelJoiner
-from pipelines.model import AdaptiveModel, make_model
+from pipelines.models import make_model
 from pipelines.records import DeadLetter, Record
+from pipelines.runners import kafka_io as kio
+from pipelines.runners.kafka_job import KafkaJob
+from pipelines.runners.status import RayMetrics, partition_status
+from pipelines.sinks import kafka_messages as formats
 from pipelines.validation import JsonDecoder
 
 log = logging.getLogger("driftflow")
 
-CHECKPOINT_SCHEMA = "driftflow.ray-partition/1"
 LABELS_SCHEMA = "driftflow.ray-labels/1"
 # One poll returns at most this many messages: ~1 s of model work at ~500 us a record, so a
 # stop request or a timed checkpoint is never far off. Long runs of one partition's records keep
@@ -90,95 +94,6 @@ LABEL_DRAIN_POLLS = 20
 # A delivery that fails this many checkpoints in a row (no checkpoint succeeding in between) is
 # not transient (a broker gone, a topic refusing the messages): the worker then raises.
 MAX_REWINDS = 10
-
-
-@dataclass(frozen=True)
-class KafkaJob:
-    """Settings of one Kafka job; every worker gets the same copy.
-
-    ``checkpoint_every`` is in records per partition, ``checkpoint_seconds`` in seconds (a
-    checkpoint is taken when either is reached); ``checkpoint_dir`` None disables checkpoints
-    (a restarted worker then starts its partitions again from the beginning).
-    """
-
-    bootstrap: str
-    topic: str
-    model: str = "adaptive"
-    seed: int = 0
-    target: str = "y"
-    group_id: str | None = None
-    checkpoint_dir: str | None = None
-    checkpoint_every: int = 1000
-    checkpoint_seconds: float = 30.0
-    output_prefix: str | None = None
-    exactly_once: bool = False
-    labels_topic: str | None = None
-    label_buffer: int = DEFAULT_MAX_SIZE
-    label_ttl: float = DEFAULT_TTL_S
-
-    def __post_init__(self) -> None:
-        if self.exactly_once and not self.checkpoint_dir:
-            raise ValueError("exactly-once output needs a checkpoint directory")
-        if self.exactly_once and self.labels_topic:
-            raise ValueError("--labels-topic is at-least-once only (not with --exactly-once)")
-        if self.label_buffer < 1 or self.label_ttl <= 0:
-            raise ValueError("--label-buffer must be >= 1 and --label-ttl > 0")
-
-    def new_joiner(self) -> LabelJoiner | None:
-        return (LabelJoiner(self.label_buffer, self.label_ttl) if self.labels_topic else None)
-
-    @property
-    def group(self) -> str:
-        return self.group_id or f"driftflow-{self.topic}"
-
-    def output_topic(self, kind: str) -> str:
-        """``<prefix>.predictions``, ``.drift`` or ``.dead-letter`` (prefix: the input topic)."""
-        return f"{self.output_prefix or self.topic}.{kind}"
-
-    def checkpoint_uri(self, partition: int, previous: bool = False) -> str:
-        assert self.checkpoint_dir is not None
-        suffix = ".prev.ckpt" if previous else ".ckpt"
-        return f"{self.checkpoint_dir.rstrip('/')}/{self.topic}/p{partition}{suffix}"
-
-    def labels_checkpoint_uri(self, partitions: list[int]) -> str:
-        """A worker's orphan labels and labels-topic offsets (the worker's partition group)."""
-        assert self.checkpoint_dir is not None
-        group = "-".join(map(str, sorted(partitions)))
-        return f"{self.checkpoint_dir.rstrip('/')}/{self.topic}/labels-p{group}.ckpt"
-
-
-@dataclass
-class _PartitionState:
-    host: ModelHost
-    decoder: JsonDecoder
-    next_offset: int | None          # None: start at the beginning of the partition
-    since_checkpoint: int = 0
-    labels_changed: bool = False     # a late label changed the host since the last checkpoint
-
-
-def save_partition(job: KafkaJob, partition: int, state: _PartitionState) -> bytes:
-    """One partition's checkpoint: model snapshot, host counters, decoder schema, next offset."""
-    host = state.host
-    body = pickle.dumps({
-        "topic": job.topic, "partition": partition, "next_offset": state.next_offset,
-        "model": host.model.snapshot(),
-        "host": {"metrics": host.metrics, "records": host.records,
-                 "dead_letters": host.dead_letters, "skipped": host.skipped,
-                 "drift_positions": host.drift_positions, "joiner": host.joiner},
-        "validator": state.decoder._validator,
-    }, protocol=5)
-    return seal(body, schema=CHECKPOINT_SCHEMA,
-                meta={"topic": job.topic, "partition": partition, "next_offset": state.next_offset})
-
-
-def load_partition(blob: bytes, target: str) -> _PartitionState:
-    """Rebuild a partition's state from `save_partition`'s blob (checked before unpickling)."""
-    _, body = unseal(blob, schema=CHECKPOINT_SCHEMA)
-    doc = pickle.loads(body)
-    host = ModelHost(AdaptiveModel.restore(doc["model"]), **doc["host"])
-    decoder = JsonDecoder(target=target, require_label=doc["host"].get("joiner") is None)
-    decoder._validator = doc["validator"]
-    return _PartitionState(host, decoder, doc["next_offset"])
 
 
 def _timestamp_ms(message: Any) -> int | None:
@@ -283,7 +198,7 @@ class PartitionWorker:
             {p: self._label_offsets.get(p) for p in partitions})
         self._label_read = dict(self._label_offsets)   # next offset `_fill_labels` reads
 
-    def _restore(self, p: int) -> _PartitionState:
+    def _restore(self, p: int) -> PartitionState:
         """The partition's last checkpoint, or a fresh model (from the beginning) without one."""
         job = self.job
         blobs = ([read_bytes(job.checkpoint_uri(p, previous)) for previous in (False, True)]
@@ -297,7 +212,7 @@ class PartitionWorker:
                                    f"{committed} of group {job.group!r}")
         if states:
             return states[0]
-        return _PartitionState(ModelHost(make_model(job.model, seed=job.seed + p),
+        return PartitionState(ModelHost(make_model(job.model, seed=job.seed + p),
                                          joiner=job.new_joiner()),
                                JsonDecoder(target=job.target, require_label=not job.labels_topic),
                                None)
@@ -317,7 +232,7 @@ class PartitionWorker:
 
     def status(self) -> dict[int, dict[str, float]]:
         """Per partition: records in, predictions, dead letters, drifts, lag, windowed accuracy,
-        experts and checkpoint age (see `pipelines._status`)."""
+        experts and checkpoint age (see `pipelines.runners.status`)."""
         return {p: partition_status(s.host, s.next_offset, self._io.highwater(p),
                                     self._last_checkpoint)
                 for p, s in self._state.items()}
@@ -451,7 +366,7 @@ class PartitionWorker:
         send = self._io.send
         for m in messages:
             offset, timestamp = m.offset(), _timestamp_ms(m)
-            item = state.decoder(m.value(), offset, partition, key=kio.key_text(m.key()),
+            item = state.decoder(m.value(), offset, partition, key=formats.key_text(m.key()),
                                  ts=timestamp / 1000 if timestamp is not None else None)
             if (self._orphans is not None and isinstance(item, Record) and item.y is None
                     and item.id is not None):
@@ -460,15 +375,15 @@ class PartitionWorker:
                     item = dataclasses.replace(item, y=y)
             result = state.host.process(item)
             if isinstance(result, Prediction):
-                value = kio.prediction_message(result, state.host.model.n_learned)
+                value = formats.prediction_message(result, state.host.model.n_learned)
                 send(self.job.output_topic("predictions"), value=value, key=m.key(),
                      partition=partition)
             elif isinstance(result, DeadLetter):
                 send(self.job.output_topic("dead-letter"), key=m.key(), partition=partition,
-                     value=kio.dead_letter_message(result, self.job.topic))
+                     value=formats.dead_letter_message(result, self.job.topic))
             for event in state.host.take_events():
                 send(self.job.output_topic("drift"), partition=partition,
-                     value=kio.event_message(event, self.job.topic))
+                     value=formats.event_message(event, self.job.topic))
             state.next_offset = offset + 1
             state.since_checkpoint += 1
             if timestamp is not None and timestamp > self._frontier:
@@ -564,7 +479,7 @@ class PartitionWorker:
                 dead = DeadLetter(m.offset(), f"invalid label message: {type(exc).__name__}: "
                                   f"{str(exc)[:80]}", raw=m.value(), partition=m.partition())
                 self._io.send(self.job.output_topic("dead-letter"),
-                              value=kio.dead_letter_message(dead, self.job.labels_topic))
+                              value=formats.dead_letter_message(dead, self.job.labels_topic))
                 continue
             for p, state in self._state.items():
                 if state.host.joiner is not None and state.host.joiner.waiting(id):
@@ -572,7 +487,7 @@ class PartitionWorker:
                     state.labels_changed = True
                     for event in state.host.take_events():
                         self._io.send(self.job.output_topic("drift"), partition=p,
-                                      value=kio.event_message(event, self.job.topic))
+                                      value=formats.event_message(event, self.job.topic))
                     break
             else:
                 self._orphans.hold_orphan(id, y)

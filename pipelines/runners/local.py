@@ -8,9 +8,9 @@ from typing import Any
 from tqdm import tqdm
 
 from pipelines.host import ModelHost
-from pipelines.model import AdaptiveModel
-from pipelines.outputs import RunOutputs
-from pipelines.report import plot_accuracy
+from pipelines.models import AdaptiveModel
+from pipelines.sinks.report import plot_accuracy
+from pipelines.sinks.run_outputs import RunOutputs
 from pipelines.sources import Source
 
 

@@ -1,0 +1,111 @@
+"""AdaptiveModel: the base of driftflow's models (event log, snapshot and restore, River's
+classifier face), and the helpers every composition shares."""
+from __future__ import annotations
+
+import pickle
+from typing import Any, ClassVar, Hashable
+
+import numpy as np
+from river import base
+
+from pipelines.checkpoints.envelope import seal, unseal
+from pipelines.models.canonical import canonical_pickle
+
+SNAPSHOT_SCHEMA = "driftflow.model/1"
+
+Features = dict[str, Any]
+
+
+def _argmax(proba: dict[Hashable, float]) -> Hashable | None:
+    return max(proba, key=proba.__getitem__) if proba else None
+
+
+def correctness_mask(probas: list[dict[Hashable, float] | None], y: Hashable) -> np.ndarray:
+    """DriftMoE's multi-hot router target: 1 for every expert whose argmax is ``y``; if none is
+    right, 1 for the single expert giving ``y`` the highest probability (the first on ties).
+    ``None`` marks an expert not asked about this record: it is never marked."""
+    mask = np.fromiter((p is not None and _argmax(p) == y for p in probas), dtype=np.float64,
+                       count=len(probas))
+    if not mask.any() and any(p is not None for p in probas):
+        mask[int(np.argmax([-np.inf if p is None else p.get(y, 0.0) for p in probas]))] = 1.0
+    return mask
+
+
+class _SameRecordCache:
+    """Keeps what ``predict_*`` computed for a record so the ``learn_one`` that follows on the
+    same features (test-then-train) does not compute it again. Matches on identity and equality
+    so a reused or mutated dict never hits."""
+
+    __slots__ = ("_x", "_copy", "value")
+
+    def __init__(self) -> None:
+        self._x: Features | None = None
+        self._copy: Features | None = None
+        self.value: Any = None
+
+    def get(self, x: Features) -> Any:
+        return self.value if (x is self._x and x == self._copy) else None
+
+    def put(self, x: Features, value: Any) -> Any:
+        self._x, self._copy, self.value = x, dict(x), value
+        return value
+
+    def clear(self) -> None:
+        """Forget the cached record: learning changed the model, so the values are stale."""
+        self._x = self._copy = self.value = None
+
+    def __getstate__(self) -> dict:
+        return {}   # a cache is not state: snapshots stay small and deterministic
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__()
+
+
+class AdaptiveModel(base.Classifier):
+    """Base of driftflow's models: event log, snapshot and restore, River's classifier face."""
+
+    name: ClassVar[str] = ""
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+        self._n_learned = 0
+        self._pending_events: list[dict[str, Any]] = []
+        self._cache = _SameRecordCache()
+
+    # -- events --------------------------------------------------------------------------------
+    def _emit(self, kind: str, **fields: Any) -> None:
+        self._pending_events.append({"position": self._n_learned, "kind": kind, **fields})
+
+    def events(self) -> list[dict[str, Any]]:
+        """Drift, grow, prune, revive and new-class events since the last call (then cleared).
+        ``position`` is the 0-based index of the learned record that caused the event."""
+        out, self._pending_events = self._pending_events, []
+        return out
+
+    # -- River face ----------------------------------------------------------------------------
+    def predict_one(self, x: Features, **kwargs: Any) -> Hashable | None:
+        return _argmax(self.predict_proba_one(x))
+
+    @property
+    def n_experts(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def n_learned(self) -> int:
+        return self._n_learned
+
+    # -- snapshot ------------------------------------------------------------------------------
+    def snapshot(self, key: bytes | str | None = None) -> bytes:
+        """The whole model state in the versioned (and, with a key, signed) envelope."""
+        return seal(canonical_pickle(self), schema=SNAPSHOT_SCHEMA, key=key,
+                    meta={"model": self.name, "records": self._n_learned})
+
+    @classmethod
+    def restore(cls, blob: bytes, key: bytes | str | None = None) -> AdaptiveModel:
+        """Rebuild a model from :meth:`snapshot`; refuses an unsigned or altered one when a key
+        is given or configured (the body is only unpickled after the check)."""
+        _, body = unseal(blob, key=key, schema=SNAPSHOT_SCHEMA)
+        model = pickle.loads(body)
+        if not isinstance(model, AdaptiveModel):
+            raise TypeError(f"checkpoint holds a {type(model).__name__}, not an AdaptiveModel")
+        return model
