@@ -1,13 +1,18 @@
 """ModelHost: the one data path around a model, shared by every runner.
 
-For each input item it predicts, scores (test-then-train), learns when the label is known, and
-collects drift events; a bad record, or a record the model cannot handle, becomes a dead letter
-with its reason. Every item therefore ends as exactly one of: a prediction, or a dead letter;
-records predicted without a label are counted as ``skipped`` (not learned, not scored).
+For each input item it predicts, learns when the label is known, then scores the prediction
+(test-then-train: the prediction is made before learning, and it is scored only once learning
+succeeded), and collects drift events. A bad record, or a record the model rejects with an
+`InputError`, becomes a dead letter with its reason; any other exception from the model is a
+bug and is raised. Every item therefore ends as exactly one of: a prediction, or a dead letter;
+records predicted without a label are also counted as ``skipped`` (sent, not learned, not
+scored), so ``predictions == records - dead_letters``.
 
 With a `LabelJoiner` (delayed labels), a record that has an ``id`` but no label is predicted at
 once and waits in the joiner; `apply_label` later learns it and scores the prediction made on
-arrival against the late label (still prequential). Such records are not ``skipped``.
+arrival against the late label (still prequential). Such records are not ``skipped``. A late
+label the model cannot use becomes a dead letter too, returned for the caller to send and count
+as an invalid label (not in ``dead_letters``: its record was already predicted and sent).
 """
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ from pipelines.evaluate import PrequentialMetrics
 from pipelines.labels import Joined, LabelJoiner
 from pipelines.models import AdaptiveModel
 from pipelines.records import DeadLetter, Record
+from pipelines.validation import InputError, check_features, check_label
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,12 +53,13 @@ class ModelHost:
     _events: list[dict[str, Any]] = field(default_factory=list)
 
     def process(self, item: Record | DeadLetter) -> Prediction | DeadLetter:
-        """Run one item along the path; never raises for a bad record."""
+        """Run one item along the path; a bad record becomes a dead letter, a model bug raises."""
         self.records += 1
         if isinstance(item, DeadLetter):
             self.dead_letters += 1
             return item
         try:
+            check_features(item.x)
             proba = self.model.predict_proba_one(item.x)
             y_pred = max(proba, key=proba.__getitem__) if proba else None
             label, waiting = item.y, False
@@ -61,39 +68,49 @@ class ModelHost:
                                                 item.partition)
                 label, waiting = (joined.y, False) if joined is not None else (None, True)
             if label is not None:   # in the record, or its late label came first
-                self.metrics.update(label, y_pred)
+                check_label(label)
                 self.model.learn_one(item.x, label)
+                self.metrics.update(label, y_pred)   # scored only once learning succeeded
             elif not waiting:
                 self.skipped += 1
-        except (TypeError, ValueError, KeyError, ArithmeticError) as exc:
+        except InputError as exc:
             self.dead_letters += 1
-            return DeadLetter(item.offset, f"model could not use the record: "
-                              f"{type(exc).__name__}: {exc}", raw={"x": item.x, "y": item.y},
-                              partition=item.partition)
+            return DeadLetter(item.offset, f"model could not use the record: {exc}",
+                              raw={"x": item.x, "y": item.y}, partition=item.partition)
         self._collect_events(item.offset, item.partition)
         return Prediction(item.offset, item.partition, item.id, item.key, y_pred,
                           float(proba.get(y_pred, 0.0)) if proba else 0.0, item.y)
 
-    def apply_label(self, id: Hashable, y: Hashable) -> bool:
-        """A late label: learn its waiting record (True), else the joiner keeps it as an orphan
-        (False). Needs a ``joiner``."""
+    def apply_label(self, id: Hashable, y: Hashable) -> Joined | DeadLetter | None:
+        """A late label: learn its waiting record (the `Joined`, or a `DeadLetter` to send when
+        the model cannot use the label), else None: the joiner keeps it as an orphan. Needs a
+        ``joiner``."""
         assert self.joiner is not None, "apply_label needs a LabelJoiner"
         joined = self.joiner.add_label(id, y)
         if joined is None:
-            return False
-        self.learn_joined(joined)
-        return True
+            return None
+        dead = self.learn_joined(joined)
+        return joined if dead is None else dead
 
-    def learn_joined(self, joined: Joined) -> None:
-        """Score the prediction made on arrival against the late label, then learn the record;
-        drift events carry the record's offset."""
+    def learn_joined(self, joined: Joined) -> DeadLetter | None:
+        """Learn the record with its late label, then score the prediction made on arrival
+        against it; drift events carry the record's offset. A label the model cannot use gives
+        a dead letter (returned, for the caller to send), and nothing is learned or scored."""
         try:
-            self.metrics.update(joined.y, joined.y_pred)
+            check_label(joined.y)
             self.model.learn_one(joined.x, joined.y)
-        except (TypeError, ValueError, KeyError, ArithmeticError):
-            self.dead_letters += 1   # a label the model cannot use (e.g. unhashable type)
-            return
+        except InputError as exc:
+            return DeadLetter(joined.offset, f"model could not use the late label: {exc}",
+                              raw={"id": joined.id, "x": joined.x, "y": joined.y},
+                              partition=joined.partition)
+        self.metrics.update(joined.y, joined.y_pred)
         self._collect_events(joined.offset, joined.partition)
+        return None
+
+    @property
+    def predictions(self) -> int:
+        """Predictions sent: every record that did not become a dead letter (skipped ones too)."""
+        return self.records - self.dead_letters
 
     def _collect_events(self, offset: int, partition: int) -> None:
         for event in self.model.events():

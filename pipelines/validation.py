@@ -131,8 +131,37 @@ class RecordValidator:
         raise _Invalid(f"label {self.target!r} has unsupported type {type(y).__name__}")
 
 
-class _Invalid(ValueError):
+class InputError(ValueError):
+    """A record or label that cannot be used: the one error the data path turns into a dead
+    letter (raised by validation and by a model's input checks). Anything else a model raises
+    is a bug and surfaces."""
+
+
+class _Invalid(InputError):
     """Internal: one record is bad; becomes a dead letter's reason."""
+
+
+def check_features(x: Any) -> None:
+    """Raise `InputError` unless ``x`` maps names to finite numbers or strings: the host's check
+    for records built without a `RecordValidator`."""
+    if not isinstance(x, dict):
+        raise _Invalid(f"features are a {type(x).__name__}, not a dict")
+    for name, value in x.items():
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                raise _Invalid(f"feature {name!r} is {_non_finite(value)}")
+        elif not isinstance(value, int | str) or isinstance(value, bool):
+            raise _Invalid(f"feature {name!r} has unsupported type {type(value).__name__}")
+
+
+def check_label(y: Any) -> None:
+    """Raise `InputError` unless ``y`` is a label a model can learn (an int, a string or a
+    finite float): the host's check before learning, as late labels meet no validator."""
+    if isinstance(y, float):
+        if not math.isfinite(y):
+            raise _Invalid(f"label is {_non_finite(y)}")
+    elif not isinstance(y, int | str):
+        raise _Invalid(f"label has unsupported type {type(y).__name__}")
 
 
 def _is_number(value: Any) -> bool:

@@ -32,7 +32,7 @@ def partition_status(host: ModelHost, next_offset: int | None, highwater: int | 
     """One partition's figures; ``checkpointed_at`` is a ``time.monotonic()`` reading."""
     return {
         "records_in": host.records,
-        "predictions": host.records - host.dead_letters - host.skipped,
+        "predictions": host.predictions,
         "dead_letters": host.dead_letters,
         "drifts": len(host.drift_positions),
         "lag": max(0, highwater - next_offset) if highwater is not None and next_offset is not None

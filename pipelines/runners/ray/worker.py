@@ -483,8 +483,12 @@ class PartitionWorker:
                 continue
             for p, state in self._state.items():
                 if state.host.joiner is not None and state.host.joiner.waiting(id):
-                    state.host.apply_label(id, y)
+                    outcome = state.host.apply_label(id, y)
                     state.labels_changed = True
+                    if isinstance(outcome, DeadLetter):   # a label the model cannot use
+                        self.labels_invalid += 1
+                        self._io.send(self.job.output_topic("dead-letter"),
+                                      value=formats.dead_letter_message(outcome, self.job.topic))
                     for event in state.host.take_events():
                         self._io.send(self.job.output_topic("drift"), partition=p,
                                       value=formats.event_message(event, self.job.topic))
