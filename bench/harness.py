@@ -548,6 +548,19 @@ def plot_stream(path: Path, label: str, results: list[dict[str, Any]], models: l
 # -- CLI ---------------------------------------------------------------------------------------
 
 
+# Wall seconds per stream record per model on one core, from the ci run in bench/results.json
+# (7 streams x 100,000 records x the 6 default models, 2 jobs: 1,664 s); a busy or slower
+# machine takes up to `_BUSY_FACTOR` times longer (the ci run then takes ~45 min).
+_SECONDS_PER_RECORD_MODEL = 0.79e-3
+_BUSY_FACTOR = 1.6
+
+
+def expected_minutes(records: int, models: int, jobs: int) -> float:
+    """Rough wall minutes of a bench run over ``records`` stream records in all (streams x
+    seeds x records each), for ``models`` models, in ``jobs`` processes."""
+    return records * models * _SECONDS_PER_RECORD_MODEL / jobs / 60
+
+
 def _csv_list(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
@@ -564,13 +577,14 @@ def build_parser(prog: str = "driftflow bench") -> argparse.ArgumentParser:
                    help=f"comma list, or 'all' for every one of {', '.join(MODEL_REGISTRY)} "
                         f"(default: all but {' and '.join(SLOW_PEERS)}, ~40 records/s on LED)")
     p.add_argument("--size", choices=list(SIZES), default="ci",
-                   help="records per stream: smoke 2,000; ci 100,000; full 1,000,000 "
-                        "(files capped at that; Electricity is whole from ci up). Default ci")
+                   help="records per stream: smoke 2,000 (~1 min); ci 100,000 (~30-45 min on 2 "
+                        "cores); full 1,000,000 (hours). Files are capped at that; Electricity "
+                        "is whole from ci up. Default ci")
     p.add_argument("--limit", type=int, default=None, help="records per stream, overrides --size")
     p.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 per stream (default 1)")
     p.add_argument("--out", type=Path, default=None,
-                   help="output directory (default: bench/, or a new temporary directory with "
-                        "--size smoke)")
+                   help="output directory (default: a new runs/bench-SIZE-TIME/; pass "
+                        "--out bench/ to replace the tracked results)")
     p.add_argument("--jobs", type=int, default=2,
                    help="worker processes, one (stream, seed) each (default 2; 1 = in-process)")
     p.add_argument("--mem-records", type=int, default=None,
@@ -641,14 +655,18 @@ def main(argv: list[str] | None = None) -> int:
             continue
         streams.append((label, spec))
 
-    if args.out is None:
-        if args.size == "smoke":
-            import tempfile
-            args.out = Path(tempfile.mkdtemp(prefix="driftflow-bench-"))
-        else:
-            args.out = Path(__file__).resolve().parent
+    if args.out is None:   # a run directory; bench/'s tracked results only when asked for
+        stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+        args.out = Path("runs") / f"bench-{args.size if args.limit is None else limit}-{stamp}"
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
+    n_runs = len(streams) * args.seeds
+    low = expected_minutes(limit * n_runs, len(args.models), min(args.jobs, max(1, n_runs)))
+    expected = (f"~{low:.0f}-{low * _BUSY_FACTOR:.0f} min" if low * _BUSY_FACTOR >= 2
+                else "about a minute")
+    print(f"driftflow bench: {n_runs} stream run(s) x {len(args.models)} model(s), "
+          f"{limit:,} records each; expected time {expected}; results go to {out}",
+          file=sys.stderr)
 
     seeds = list(range(args.seeds))
     tasks = [{"label": label, "spec": spec, "seed": seed, "limit": limit,

@@ -19,9 +19,22 @@ DEFAULT_SOURCE = "synthetic:SEAa"
 KAFKA_PREFIX = "kafka:"
 
 
+def _runtime(args: argparse.Namespace) -> str:
+    """The runtime ``--runtime`` names; without it Ray for a ``kafka:`` source, else local."""
+    kafka = args.source.startswith(KAFKA_PREFIX)
+    runtime = args.runtime or ("ray" if kafka else "local")
+    if kafka != (runtime != "local"):
+        raise ValueError(f"--runtime {runtime} reads " + (
+            "synthetic:NAME and file:PATH sources; kafka:TOPIC runs on --runtime ray" if kafka
+            else "--source kafka:TOPIC; run synthetic: and file: sources with --runtime local"))
+    return runtime
+
+
 def _run(args: argparse.Namespace) -> int:
-    if args.runtime == "ray" or args.source.startswith(KAFKA_PREFIX):
-        return _run_ray(args)
+    return RUNTIMES[_runtime(args)](args)
+
+
+def _run_local(args: argparse.Namespace) -> int:
     from pipelines.models import make_model
     from pipelines.runners.local import run_local
     from pipelines.sources import open_source
@@ -36,25 +49,38 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_ray(args: argparse.Namespace) -> int:
+def _kafka_job(args: argparse.Namespace) -> Any:
+    """The runtime-neutral `KafkaJob` the ``run`` options describe (every Kafka runtime's)."""
     from pipelines.runners.kafka_job import KafkaJob
+
+    return KafkaJob(bootstrap=args.bootstrap, topic=args.source[len(KAFKA_PREFIX):],
+                    model=args.model, seed=args.seed, target=args.target,
+                    group_id=args.group_id, checkpoint_dir=args.checkpoint_dir,
+                    checkpoint_every=args.checkpoint_every,
+                    checkpoint_seconds=args.checkpoint_seconds, exactly_once=args.exactly_once,
+                    labels_topic=args.labels_topic, label_buffer=args.label_buffer,
+                    label_ttl=args.label_ttl)
+
+
+def _run_ray(args: argparse.Namespace) -> int:
     from pipelines.runners.ray.driver import run_ray
 
-    if args.runtime != "ray" or not args.source.startswith(KAFKA_PREFIX):
-        raise ValueError("--runtime ray reads --source kafka:TOPIC "
-                         "(and kafka: needs --runtime ray)")
-    job = KafkaJob(bootstrap=args.bootstrap, topic=args.source[len(KAFKA_PREFIX):],
-                   model=args.model, seed=args.seed, target=args.target, group_id=args.group_id,
-                   checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every,
-                   checkpoint_seconds=args.checkpoint_seconds, exactly_once=args.exactly_once,
-                   labels_topic=args.labels_topic, label_buffer=args.label_buffer,
-                   label_ttl=args.label_ttl)
+    job = _kafka_job(args)
     if not args.quiet and not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     metrics = run_ray(job, actors=args.actors, until_end=args.until_end, out_dir=args.out,
                       address=args.ray_address, status_seconds=args.status_every)
     _print_summary(metrics, args.out)
     return 0
+
+
+# ``--runtime NAME``: the function that runs a ``run`` command there. ``local`` reads synthetic
+# and file sources in this process; the others read ``kafka:TOPIC`` (a `KafkaJob`, see
+# `_kafka_job`). A new runtime is one function and one line here.
+RUNTIMES = {
+    "local": _run_local,
+    "ray": _run_ray,
+}
 
 
 def _record(args: argparse.Namespace) -> int:
@@ -139,8 +165,8 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run a model test-then-train over a stream")
     run.add_argument("--source", default=DEFAULT_SOURCE,
                      help="synthetic:NAME (LEDa LEDg SEAa SEAg RBFm RBFf), file:PATH "
-                          "(.parquet .arrow .feather .ipc .csv .arff) or kafka:TOPIC (with "
-                          "--runtime ray); default %(default)s")
+                          "(.parquet .arrow .feather .ipc .csv .arff) or kafka:TOPIC (on Ray "
+                          "unless --runtime says otherwise); default %(default)s")
     run.add_argument("--model", default="adaptive",
                      help=f"one of {', '.join(sorted(MODELS))}; default %(default)s")
     run.add_argument("--target", default="y", help="label column of a file (default %(default)s;"
@@ -150,8 +176,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0, help="seed for the model and synthetic streams")
     run.add_argument("--out", default=None, help="directory for predictions, events, metrics, report")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
-    ray = run.add_argument_group("ray runtime (--source kafka:TOPIC)")
-    ray.add_argument("--runtime", choices=("local", "ray"), default="local")
+    run.add_argument("--runtime", choices=tuple(RUNTIMES), default=None, help=(
+        "where the model runs: local (synthetic: and file: sources, the default for them) or a "
+        "Kafka runtime (ray, the default for kafka:TOPIC)"))
+    ray = run.add_argument_group("Kafka runtimes (--source kafka:TOPIC)")
     ray.add_argument("--actors", type=int, default=1, help="Ray actors (partition groups)")
     ray.add_argument("--status-every", type=float, default=5.0, metavar="SECONDS",
                      help="log a one-line status this often (default 5; --quiet turns it off)")

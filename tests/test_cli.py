@@ -122,3 +122,47 @@ def test_bench_commands_take_their_own_options(tmp_path, capsys) -> None:
         main(["bench-kafka", "--records", "5"])
     assert exit_info.value.code == 2
     assert "--records must be >= 100" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, runtime", [
+    ([], "local"),
+    (["--source", "kafka:t"], "ray"),                     # no --runtime: Kafka runs on Ray
+    (["--source", "kafka:t", "--runtime", "ray"], "ray"),
+    (["--source", "file:x.csv", "--runtime", "local"], "local"),
+])
+def test_runtime_defaults_to_ray_for_a_kafka_source(args: list[str], runtime: str) -> None:
+    from pipelines.cli import RUNTIMES, _parser, _runtime
+
+    chosen = _runtime(_parser().parse_args(["run", *args]))
+    assert chosen == runtime and chosen in RUNTIMES
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--source", "kafka:t", "--runtime", "local"], "kafka:TOPIC runs on --runtime ray"),
+    (["--runtime", "ray"], "--runtime ray reads --source kafka:TOPIC"),
+])
+def test_a_source_the_runtime_cannot_read_is_one_line_and_exit_2(capsys, args, message) -> None:
+    from pipelines.cli import main
+
+    assert main(["run", *args, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_bench_defaults_to_a_run_directory_and_says_how_long(tmp_path, monkeypatch,
+                                                             capsys) -> None:
+    """Without --out, `driftflow bench` writes under runs/ (never the tracked bench/) and says
+    up front how long it should take."""
+    from bench.harness import expected_minutes
+    from pipelines.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["bench", "--limit", "200", "--streams", "SEAa", "--models", "river-ht",
+                 "--jobs", "1", "--quiet", "--mem-records", "0"]) == 0
+    err = capsys.readouterr().err
+    assert "expected time about a minute" in err
+    written = list((tmp_path / "runs").glob("bench-200-*/RESULTS.md"))
+    assert len(written) == 1 and str(written[0].parent.relative_to(tmp_path)) in err
+    assert not (tmp_path / "bench").exists()
+    # the ci size with the default streams and models says ~28-44 min (measured: 28 on 2 cores)
+    assert expected_minutes(7 * 100_000, 6, 2) * 1.6 > 40

@@ -205,7 +205,8 @@ def test_submit_runs_the_job_on_a_token_protected_cluster(kafka_broker: str, tmp
         out = tmp_path / "out"
         sub = subprocess.run(
             [os.path.join(os.path.dirname(ray_cli), "driftflow"), "submit", "--address", address,
-             "--", "run", "--runtime", "ray", "--source", f"kafka:{topic}", "--until-end",
+             # no --runtime: a kafka: source runs on Ray
+             "--", "run", "--source", f"kafka:{topic}", "--until-end",
              "--actors", "2", "--bootstrap", kafka_broker, "--out", str(out), "--seed", "1"],
             env=env, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
             capture_output=True, text=True, timeout=JOB_TIMEOUT_S)
