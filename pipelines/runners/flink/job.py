@@ -1,0 +1,197 @@
+"""`run_flink`: a `KafkaJob` as a PyFlink DataStream job.
+
+Kafka source (the table connector, for its ``partition`` / ``offset`` metadata columns: PyFlink's
+DataStream KafkaSource only offers a value-only deserializer) -> key_by partition (or a JSON
+field) -> `ModelFunction` -> three KafkaSinks in the Ray runner's formats and topic names.
+Flink's checkpoints recover the models and the source offsets together; with ``exactly_once``
+the sinks write in Kafka transactions committed on each checkpoint (read them
+``read_committed``). Runs on the local mini-cluster, or on a cluster given ``flink_address``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from pipelines.runners.kafka_job import KafkaJob
+
+# The sinks' Kafka transactions must outlive a checkpoint interval plus a restart, and stay
+# within the broker's transaction.max.timeout.ms (15 min by default): 10 min.
+TRANSACTION_TIMEOUT_MS = 600_000
+# Records a Python bundle holds: a bundle's end writes the keyed state back (one model
+# snapshot per key), so bundles are made larger than PyFlink's default 1,000; a checkpoint
+# ends the bundle in flight anyway. Measured in bench/FLINK.md.
+BUNDLE_SIZE = 10_000
+BUNDLE_TIME_MS = 1_000
+# A failed task is restarted this many times, this far apart, before the job fails.
+RESTART_ATTEMPTS = 3
+RESTART_DELAY_S = 1
+OUTPUT_KINDS = ("predictions", "drift", "dead-letter")
+PACKAGES = ("pipelines", "detectors", "experts", "router")
+
+
+@dataclass(frozen=True)
+class FlinkOptions:
+    """How the job runs: ``parallelism`` of the model operator; ``key_by`` a JSON field (None:
+    the Kafka partition); ``state_dir`` for checkpoints (kept after the job ends, so a later run
+    can start from one with ``from_savepoint``); ``execution_mode`` PyFlink's ``process`` or
+    ``thread``; ``flink_address`` ``host:port`` of a cluster's REST endpoint."""
+
+    parallelism: int = 1
+    key_by: str | None = None
+    state_dir: str | None = None
+    from_savepoint: str | None = None
+    execution_mode: str = "process"
+    bundle_size: int = BUNDLE_SIZE
+    bundle_time_ms: int = BUNDLE_TIME_MS
+    flink_address: str | None = None
+
+
+def _configuration(job: KafkaJob, options: FlinkOptions) -> Any:
+    from pyflink.common import Configuration
+
+    from infra.flink import ensure_connector
+
+    config = Configuration()
+    settings = {
+        "pipeline.jars": ensure_connector().as_uri(),
+        "python.execution-mode": options.execution_mode,
+        "python.fn-execution.bundle.size": str(options.bundle_size),
+        "python.fn-execution.bundle.time": str(options.bundle_time_ms),
+        "restart-strategy.type": "fixed-delay",
+        "restart-strategy.fixed-delay.attempts": str(RESTART_ATTEMPTS),
+        "restart-strategy.fixed-delay.delay": f"{RESTART_DELAY_S} s",
+        "execution.checkpointing.interval": f"{int(job.checkpoint_seconds * 1000)} ms",
+        "execution.checkpointing.mode": "EXACTLY_ONCE",
+        "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
+    }
+    if options.state_dir:
+        settings["execution.checkpointing.dir"] = _uri(options.state_dir)
+        settings["execution.checkpointing.savepoint-dir"] = _uri(options.state_dir) + "/savepoints"
+    if options.from_savepoint:
+        settings["execution.state-recovery.path"] = _uri(options.from_savepoint)
+    if options.flink_address:
+        host, _, port = options.flink_address.rpartition(":")
+        settings.update({"execution.target": "remote", "rest.address": host, "rest.port": port})
+    for name, value in settings.items():
+        config.set_string(name, value)
+    return config
+
+
+def _uri(path: str) -> str:
+    return path if "://" in path else "file://" + os.path.abspath(path)
+
+
+def _source_table(job: KafkaJob, until_end: bool) -> str:
+    """DDL of the input topic as a table: raw key and value bytes plus partition, offset and
+    timestamp metadata; committed group offsets, else the earliest (as the Ray runner)."""
+    options = {
+        "connector": "kafka", "topic": job.topic, "properties.bootstrap.servers": job.bootstrap,
+        "properties.group.id": job.group, "scan.startup.mode": "group-offsets",
+        "properties.auto.offset.reset": "earliest", "key.format": "raw", "key.fields": "k",
+        "value.format": "raw", "value.fields-include": "EXCEPT_KEY",
+    }
+    if until_end:
+        options["scan.bounded.mode"] = "latest-offset"
+    with_clause = ", ".join(f"'{k}' = '{v}'" for k, v in options.items())
+    return ("CREATE TEMPORARY TABLE driftflow_input (`k` BYTES, `v` BYTES, "
+            "`partition` INT METADATA VIRTUAL, `offset` BIGINT METADATA VIRTUAL, "
+            f"`ts` TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL) WITH ({with_clause})")
+
+
+def _sink(job: KafkaJob, kind: str) -> Any:
+    from pyflink.common.serialization import SimpleStringSchema
+    from pyflink.datastream.connectors.base import DeliveryGuarantee
+    from pyflink.datastream.connectors.kafka import KafkaRecordSerializationSchema, KafkaSink
+
+    builder = (KafkaSink.builder().set_bootstrap_servers(job.bootstrap)
+               .set_record_serializer(KafkaRecordSerializationSchema.builder()
+                                      .set_topic(job.output_topic(kind))
+                                      .set_value_serialization_schema(SimpleStringSchema())
+                                      .build()))
+    if job.exactly_once:
+        # stable across restarts and savepoints: a restarted job aborts what its dead
+        # incarnation left open
+        builder = (builder.set_delivery_guarantee(DeliveryGuarantee.EXACTLY_ONCE)
+                   .set_transactional_id_prefix(f"driftflow-{job.group}-{kind}")
+                   .set_property("transaction.timeout.ms", str(TRANSACTION_TIMEOUT_MS)))
+    else:
+        builder = builder.set_delivery_guarantee(DeliveryGuarantee.AT_LEAST_ONCE)
+    return builder.build()
+
+
+class _FieldKey:
+    """Key selector: a JSON field's value as text ("" when the message has none)."""
+
+    def __init__(self, field: str) -> None:
+        self.field = field
+
+    def __call__(self, row: Any) -> str:
+        try:
+            value = json.loads(row[1]).get(self.field)
+        except (ValueError, TypeError, AttributeError, RecursionError):
+            return ""
+        return "" if value is None else str(value)
+
+
+def build_job(job: KafkaJob, options: FlinkOptions, until_end: bool) -> tuple[Any, Any]:
+    """The execution environment with the whole pipeline on it, and the summaries stream."""
+    from pyflink.common import Types
+    from pyflink.datastream import StreamExecutionEnvironment
+    from pyflink.table import StreamTableEnvironment
+
+    from pipelines.runners.flink.operator import (
+        DEAD_LETTERS, DRIFT, FAIL_ONCE_ENV, SUMMARIES, ModelFunction)
+
+    env = StreamExecutionEnvironment.get_execution_environment(_configuration(job, options))
+    env.set_python_executable(sys.executable)
+    if options.flink_address:
+        for package in PACKAGES:
+            env.add_python_file(os.path.dirname(sys.modules[package].__file__))
+    tables = StreamTableEnvironment.create(env)
+    tables.execute_sql(_source_table(job, until_end))
+    rows = tables.to_data_stream(tables.from_path("driftflow_input"))
+    if options.key_by:
+        keyed = rows.key_by(_FieldKey(options.key_by), key_type=Types.STRING())
+    else:
+        keyed = rows.key_by(lambda row: row[2], key_type=Types.INT())
+    outputs = (keyed.process(ModelFunction(job, os.environ.get(FAIL_ONCE_ENV)),
+                             output_type=Types.STRING())
+               .name("driftflow-model").uid("driftflow-model")
+               .set_parallelism(options.parallelism))
+    streams = {"predictions": outputs, "drift": outputs.get_side_output(DRIFT),
+               "dead-letter": outputs.get_side_output(DEAD_LETTERS)}
+    for kind, stream in streams.items():
+        stream.sink_to(_sink(job, kind)).name(f"kafka-{kind}").uid(f"kafka-{kind}")
+    return env, outputs.get_side_output(SUMMARIES)
+
+
+def run_flink(job: KafkaJob, options: FlinkOptions = FlinkOptions(), *, until_end: bool = True,
+              out_dir: str | None = None) -> dict[str, Any]:
+    """Run ``job`` on Flink until its end (``until_end``) or until cancelled; return (and with
+    ``out_dir`` write) the merged ``metrics.json`` fields, as the Ray runner does."""
+    from pipelines.runners import kafka_io
+    from pipelines.runners.ray.driver import merge_results
+
+    if job.labels_topic:
+        raise ValueError("--labels-topic is not supported by --runtime flink yet (use ray)")
+    partitions = kafka_io.list_partitions(job.bootstrap, job.topic)
+    kafka_io.ensure_topics(job.bootstrap, [job.output_topic(k) for k in OUTPUT_KINDS],
+                           len(partitions))
+    t0 = time.perf_counter()
+    env, summaries = build_job(job, options, until_end)
+    with summaries.execute_and_collect(f"driftflow {job.topic}") as results:
+        parts = [pickle.loads(r) if isinstance(r, bytes) else r for r in results]
+    seconds = time.perf_counter() - t0
+    metrics = merge_results(parts, seconds, f"kafka:{job.topic}")
+    metrics.update(runtime="flink", parallelism=options.parallelism,
+                   key_by=options.key_by or "partition")
+    if out_dir:
+        os.makedirs(out_dir, exist_ok=True)
+        with open(os.path.join(out_dir, "metrics.json"), "w", encoding="utf-8") as fh:
+            json.dump(metrics, fh, indent=2, default=str)
+    return metrics

@@ -1,0 +1,139 @@
+"""The Flink runner's keyed operator: one model per key (a Kafka partition, or a record field),
+the shared data path (`JsonDecoder` -> `ModelHost`) and the Ray runner's message formats.
+
+Where the model lives. PyFlink has no checkpoint hook for Python functions, but its keyed state
+is written back to Flink at the end of each bundle (process mode): before every checkpoint
+barrier, and every ``python.fn-execution.bundle.size`` records or ``bundle.time`` ms. So the
+operator keeps each key's live state (model, counters, decoder) in a per-key Python dict and
+puts a `LiveState` holder in ValueState after every record; the holder costs nothing to put
+there (the state backend's Python cache just keeps the reference), and pickling it calls
+`save_partition` (the model's array snapshot plus counters, sealed) at that moment. The
+snapshot is therefore taken only when Flink writes the state back, and always reflects the
+records before the barrier. After a restore the holder comes back as bytes and the key's state
+is rebuilt from them on first use. In thread mode every state access is (un)pickled at once,
+i.e. one snapshot per record (bench/FLINK.md measures both).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+import zlib
+from typing import Any, Hashable, Iterator
+
+from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext
+from pyflink.datastream.state import ValueStateDescriptor
+from pyflink.common import Types
+
+from pipelines.checkpoints.envelope import unseal
+from pipelines.checkpoints.partition import PartitionState, load_partition, save_partition
+from pipelines.host import ModelHost, Prediction
+from pipelines.models import make_model
+from pipelines.records import DeadLetter
+from pipelines.runners.kafka_job import KafkaJob
+from pipelines.sinks import kafka_messages as formats
+from pipelines.validation import JsonDecoder
+
+DRIFT = OutputTag("drift", Types.STRING())
+DEAD_LETTERS = OutputTag("dead-letter", Types.STRING())
+SUMMARIES = OutputTag("summary", Types.PICKLED_BYTE_ARRAY())
+# The end of a bounded input: Flink emits the largest watermark, which fires this timer.
+END_OF_INPUT_MS = 2**63 - 2
+# Test-only hook: "N:PATH" makes the operator raise once when a key's model reaches N records
+# (PATH is created then, so the restarted task does not raise again).
+FAIL_ONCE_ENV = "DRIFTFLOW_FLINK_FAIL_ONCE"
+
+
+class InjectedFailure(RuntimeError):
+    """The test-only failure of `FAIL_ONCE_ENV`."""
+
+
+class LiveState:
+    """A key's live `PartitionState`; pickles as its sealed snapshot (`save_partition`)."""
+
+    def __init__(self, job: KafkaJob, slot: int, state: PartitionState | None,
+                 blob: bytes | None = None) -> None:
+        self.job, self.slot, self.state, self.blob = job, slot, state, blob
+
+    def __getstate__(self) -> dict[str, Any]:
+        blob = save_partition(self.job, self.slot, self.state) if self.state else self.blob
+        return {"job": self.job, "slot": self.slot, "blob": blob}
+
+    def __setstate__(self, doc: dict[str, Any]) -> None:
+        self.job, self.slot, self.blob, self.state = doc["job"], doc["slot"], doc["blob"], None
+
+
+def model_slot(key: Hashable, seed: int) -> tuple[int, int]:
+    """A key's slot (its partition, or a stable hash of a field's value) and model seed: a
+    partition's model is seeded ``seed + partition``, as the Ray runner seeds it."""
+    slot = key if isinstance(key, int) else zlib.crc32(str(key).encode()) & 0x7FFFFFFF
+    return slot, seed + slot
+
+
+def model_digest(host: ModelHost) -> str:
+    """SHA-256 of the model snapshot's body: equal for equal model states."""
+    return hashlib.sha256(unseal(host.model.snapshot())[1]).hexdigest()
+
+
+class ModelFunction(KeyedProcessFunction):
+    """Test-then-train per key; predictions on the main output (JSON text), drift events and
+    dead letters on side outputs, each key's summary on `SUMMARIES` at the end of input."""
+
+    def __init__(self, job: KafkaJob, fail_once: str | None = None) -> None:
+        self.job = job
+        self.fail_once = fail_once
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        self._stored = runtime_context.get_state(
+            ValueStateDescriptor("partition-state", Types.PICKLED_BYTE_ARRAY()))
+        self._live: dict[Hashable, LiveState] = {}
+        self._opened = time.perf_counter()
+        self._predictions_topic = self.job.output_topic("predictions")
+
+    def _state_of(self, key: Hashable, ctx: KeyedProcessFunction.Context) -> PartitionState:
+        live = self._live.get(key)
+        if live is None:
+            stored = self._stored.value()
+            slot, seed = model_slot(key, self.job.seed)
+            if stored is not None:   # restored from a checkpoint or savepoint
+                state = load_partition(stored.blob, self.job.target)
+            else:
+                state = PartitionState(ModelHost(make_model(self.job.model, seed=seed)),
+                                       JsonDecoder(target=self.job.target), None)
+            live = self._live[key] = LiveState(self.job, slot, state)
+            ctx.timer_service().register_event_time_timer(END_OF_INPUT_MS)
+        self._stored.update(live)
+        return live.state
+
+    def process_element(self, row: Any, ctx: KeyedProcessFunction.Context) -> Iterator[Any]:
+        key_raw, value, partition, offset, ts = row[0], row[1], row[2], row[3], row[4]
+        state = self._state_of(ctx.get_current_key(), ctx)
+        item = state.decoder(value if value is not None else b"", offset, partition,
+                             key=formats.key_text(key_raw),
+                             ts=ts.to_epoch_milli() / 1000 if ts is not None else None)
+        result = state.host.process(item)
+        state.next_offset = offset + 1
+        if isinstance(result, Prediction):
+            yield formats.prediction_message(result, state.host.model.n_learned).decode()
+        elif isinstance(result, DeadLetter):
+            yield DEAD_LETTERS, formats.dead_letter_message(result, self.job.topic).decode()
+        for event in state.host.take_events():
+            yield DRIFT, formats.event_message(event, self.job.topic).decode()
+        if self.fail_once:
+            self._maybe_fail(state.host.records)
+
+    def _maybe_fail(self, records: int) -> None:
+        at, marker = self.fail_once.split(":", 1)
+        if records == int(at) and not os.path.exists(marker):
+            open(marker, "w").close()
+            raise InjectedFailure(f"injected failure at record {at} ({FAIL_ONCE_ENV})")
+
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[Any]:
+        """End of a bounded input: this key's summary, metrics and model digest."""
+        key = ctx.get_current_key()
+        state = self._state_of(key, ctx)
+        host = state.host
+        yield SUMMARIES, {key: {
+            "summary": {**host.summary(time.perf_counter() - self._opened),
+                        "model_sha256": model_digest(host)},
+            "metrics": host.metrics, "next_offset": state.next_offset}}
