@@ -20,6 +20,9 @@ registry name          class / factory                 consumes (``input_kinds``
 ``bocpd-bernoulli``    ``BOCPD(BernoulliModel())``     binary (Beta-Bernoulli)
 ``rbocpd``             ``RBOCPD()``                    binary 0/1 errors (restarted BOCPD)
 ``rbocpd-multinomial`` ``MultinomialRBOCPD()``         categorical labels (label shift)
+``ks-window``          ``KSWindow()``                  real (input feature values; two windows)
+``chi2-window``        ``ChiSquareWindow()``           categorical (nominal feature values)
+``correlation-shift``  ``CorrelationShift()``          vector (real features; pair correlations)
 ``none``               ``NoDrift()``                   anything; never fires
 =====================  ==============================  =======================================
 
@@ -32,6 +35,9 @@ from collections.abc import Callable
 
 from ._base import Detector, InputKind
 from ._bocpd import BOCPD, BernoulliModel, GaussianModel
+from ._chi2_window import ChiSquareWindow
+from ._correlation import CorrelationShift
+from ._ks_window import KSWindow, KSWindowBank
 from ._nodrift import NoDrift
 from ._rbocpd import MultinomialRBOCPD, RBOCPD
 from ._river import RiverDetector, adwin, ddm, eddm, hddm_a, hddm_w, kswin, page_hinkley
@@ -39,9 +45,13 @@ from ._river import RiverDetector, adwin, ddm, eddm, hddm_a, hddm_w, kswin, page
 __all__ = [
     "BOCPD",
     "BernoulliModel",
+    "ChiSquareWindow",
+    "CorrelationShift",
     "Detector",
     "GaussianModel",
     "InputKind",
+    "KSWindow",
+    "KSWindowBank",
     "MultinomialRBOCPD",
     "NoDrift",
     "RBOCPD",
@@ -72,6 +82,9 @@ REGISTRY: dict[str, Callable[[], Detector]] = {
     "bocpd-bernoulli": _bocpd_bernoulli,
     "rbocpd": RBOCPD,
     "rbocpd-multinomial": MultinomialRBOCPD,
+    "ks-window": KSWindow,
+    "chi2-window": ChiSquareWindow,
+    "correlation-shift": CorrelationShift,
     "none": NoDrift,
 }
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 from typing import Hashable, Literal, Protocol, runtime_checkable
 
 #: What a detector consumes: ``"binary"`` 0/1 errors, ``"real"`` floats (losses, values),
-#: ``"categorical"`` class labels (label-shift detection).
-InputKind = Literal["binary", "real", "categorical"]
+#: ``"categorical"`` class labels or nominal values, ``"vector"`` a record's real features
+#: (multivariate input drift).
+InputKind = Literal["binary", "real", "categorical", "vector"]
 
 
 @runtime_checkable
