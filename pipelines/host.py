@@ -13,6 +13,11 @@ once and waits in the joiner; `apply_label` later learns it and scores the predi
 arrival against the late label (still prequential). Such records are not ``skipped``. A late
 label the model cannot use becomes a dead letter too, returned for the caller to send and count
 as an invalid label (not in ``dead_letters``: its record was already predicted and sent).
+
+Every predicted record's features, labelled or not, also feed the `InputDriftMonitor` (when
+``input_monitor`` is not None): its ``input_drift`` events join the model's events. With
+``no_labels`` (``driftflow run --no-labels``) unlabelled records are plain predictions, not
+``skipped``, and the summary reports the input drifts without accuracy.
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ from typing import Any, Hashable
 from pipelines.evaluate import PrequentialMetrics
 from pipelines.labels import Joined, LabelJoiner
 from pipelines.models import AdaptiveModel
+from pipelines.monitoring import InputDriftMonitor
 from pipelines.records import DeadLetter, Record
 from pipelines.validation import InputError, check_features, check_label
 
@@ -50,6 +56,9 @@ class ModelHost:
     skipped: int = 0
     drift_positions: list[int] = field(default_factory=list)
     joiner: LabelJoiner | None = None
+    input_monitor: InputDriftMonitor | None = field(default_factory=InputDriftMonitor)
+    no_labels: bool = False     # a stream without labels: unlabelled records are not `skipped`
+    input_drifts: list[dict[str, Any]] = field(default_factory=list)
     _events: list[dict[str, Any]] = field(default_factory=list)
 
     def process(self, item: Record | DeadLetter) -> Prediction | DeadLetter:
@@ -71,13 +80,15 @@ class ModelHost:
                 check_label(label)
                 self.model.learn_one(item.x, label)
                 self.metrics.update(label, y_pred)   # scored only once learning succeeded
-            elif not waiting:
+            elif not waiting and not self.no_labels:
                 self.skipped += 1
         except InputError as exc:
             self.dead_letters += 1
             return DeadLetter(item.offset, f"model could not use the record: {exc}",
                               raw={"x": item.x, "y": item.y}, partition=item.partition)
         self._collect_events(item.offset, item.partition)
+        if self.input_monitor is not None:
+            self._watch_inputs(item)
         return Prediction(item.offset, item.partition, item.id, item.key, y_pred,
                           float(proba.get(y_pred, 0.0)) if proba else 0.0, item.y)
 
@@ -119,6 +130,16 @@ class ModelHost:
                 self.drift_positions.append(offset)
             self._events.append(event)
 
+    def _watch_inputs(self, item: Record) -> None:
+        """Feed the record's features to the input-drift monitor; keep its events, with the
+        record's offset as their position."""
+        for event in self.input_monitor.update(item.x):
+            event.update(position=item.offset, offset=item.offset, partition=item.partition)
+            self.input_drifts.append({"position": item.offset, "partition": item.partition,
+                                      "detector": event["detector"],
+                                      "features": [f["name"] for f in event["features"]]})
+            self._events.append(event)
+
     def take_events(self) -> list[dict[str, Any]]:
         """Events since the last call, each with the offset and partition that caused it."""
         out, self._events = self._events, []
@@ -127,20 +148,27 @@ class ModelHost:
     def summary(self, seconds: float) -> dict[str, Any]:
         """The ``metrics.json`` fields (DESIGN.md) for a run that took ``seconds``."""
         scores = self.metrics.as_dict()
-        return {
-            "model": self.model.name,
-            "records": self.records,
+        accuracy = {} if self.no_labels else {
             "accuracy": scores["accuracy"],
             "kappa": scores["kappa"],
             "kappa_m": scores["kappa_m"],
             "kappa_t": scores["kappa_t"],
             "scored": scores["scored"],
             "unpredicted": scores["unpredicted"],
+        }
+        monitor = self.input_monitor
+        return {
+            "model": self.model.name,
+            "records": self.records,
+            **accuracy,
             "records_per_second": self.records / seconds if seconds > 0 else 0.0,
             "seconds": seconds,
             "drifts": list(self.drift_positions),
             "experts_final": self.model.n_experts,
             "dead_letters": self.dead_letters,
             "skipped": self.skipped,
+            "predictions": self.predictions,
+            "input_drifts": list(self.input_drifts),
+            "input_drift_counts": dict(sorted(monitor.counts.items())) if monitor else {},
             **(self.joiner.counts() if self.joiner is not None else {}),
         }

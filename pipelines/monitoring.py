@@ -1,0 +1,186 @@
+"""InputDriftMonitor: watches every predicted record's features, labelled or not, and says
+which features drifted, how (mean, spread, category mix, correlation) and from what to what.
+
+Runtime-neutral: `ModelHost` feeds it each record's ``x``; the events it returns go wherever
+the host's events go (``drift_events.jsonl``, the drift topic, the Prometheus counter per
+feature). Features are discovered as they appear: a number (not a bool) makes a numeric feature,
+anything else a nominal one; a value of the other kind, a missing value or a non-finite number
+is skipped for that feature (counted in ``skipped_values``).
+
+Detectors (``detectors/``), one per feature, picked on bench/DETECTORS.md's input-drift table:
+
+- numeric: the windowed KS test (`detectors.KSWindowBank`, every numeric feature in one compiled
+  call a record);
+- nominal: the windowed chi-square test (`detectors.ChiSquareWindow`);
+- multivariate: `detectors.CorrelationShift` over the first ``correlated`` numeric features
+  (records with all of them present). A correlation alarm within ``2 * window`` records of a
+  per-feature alarm is dropped: a marginal shift explains it better.
+
+An event: ``{"position", "kind": "input_drift", "detector", "features": [{"name", "statistic",
+"direction", "before", "after", ...}]}``, one per detector that fired at a record. Memory is
+bounded: per numeric feature 2 * window floats, per nominal feature window small ints plus
+2 * 65 counts, the correlation detector (window / 50 + 2) * correlated^2 floats; at most
+``max_features`` features are watched (later ones are counted in ``unwatched``).
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+from detectors import ChiSquareWindow, CorrelationShift, KSWindowBank
+
+__all__ = ["InputDriftMonitor"]
+
+
+class InputDriftMonitor:
+    """Per-feature input-drift detectors with attribution (see the module docstring).
+
+    ``window`` and ``stride`` are in records, ``alpha`` is each test's level; ``correlated`` is
+    how many numeric features the correlation detector watches (0 turns it off).
+    """
+
+    def __init__(self, window: int = 1000, stride: int = 50, alpha: float = 1e-5,
+                 correlated: int = 8, max_features: int = 256) -> None:
+        self.window, self.stride, self.alpha = window, stride, alpha
+        self.correlated, self.max_features = correlated, max_features
+        self._numeric: list[str] = []
+        self._nominal: dict[str, ChiSquareWindow] = {}
+        self._bank = KSWindowBank(0, window, stride, alpha)
+        self._values = np.zeros(0)
+        self._present = np.zeros(0, dtype=np.bool_)
+        self._correlation = (CorrelationShift(window, stride, alpha, max(correlated, 2))
+                             if correlated >= 2 else None)
+        self._last_marginal = -math.inf   # record count of the last per-feature alarm
+        self.n = 0
+        self.counts: Counter[str] = Counter()
+        self.skipped_values = 0
+        self.unwatched: set[str] = set()
+        self._known: set[str] = set()   # numeric, nominal and unwatched names
+        self._n_known = 0
+
+    @property
+    def features(self) -> list[str]:
+        """Watched features, numeric first, in order of first appearance."""
+        return [*self._numeric, *self._nominal]
+
+    def _add(self, name: str, value: Any) -> None:
+        self._known.add(name)
+        self._n_known = len(self._known)
+        if len(self._numeric) + len(self._nominal) >= self.max_features:
+            self.unwatched.add(name)
+        elif _is_number(value):
+            self._numeric.append(name)
+            self._bank.add_channel()
+            self._values = np.zeros(len(self._numeric))
+            self._present = np.zeros(len(self._numeric), dtype=np.bool_)
+        else:
+            self._nominal[name] = ChiSquareWindow(self.window, self.stride, self.alpha)
+
+    def update(self, x: dict[str, Any]) -> list[dict[str, Any]]:
+        """Feed one record's features; return the input-drift events it caused (usually [])."""
+        self.n += 1
+        if len(x) > self._n_known or not self._known.issuperset(x):
+            for name, value in x.items():
+                if name not in self._known and value is not None:
+                    self._add(name, value)
+        events = []
+        numeric = self._feed_numeric(x)
+        if numeric:
+            events.append(self._event("ks-window", numeric))
+        nominal = self._feed_nominal(x)
+        if nominal:
+            events.append(self._event("chi2-window", nominal))
+        if numeric or nominal:
+            self._last_marginal = self.n
+        pairs = self._feed_correlation()
+        if pairs and self.n - self._last_marginal > 2 * self.window:
+            events.append(self._event("correlation-shift", pairs))
+        return events
+
+    def _feed_numeric(self, x: dict[str, Any]) -> list[dict[str, Any]]:
+        if not self._numeric:
+            return []
+        values, present = self._values, self._present
+        for i, name in enumerate(self._numeric):
+            v = x.get(name)
+            ok = (type(v) is float or _is_number(v)) and math.isfinite(v)
+            present[i] = ok
+            if ok:
+                values[i] = v
+            elif v is not None:
+                self.skipped_values += 1
+        fired = self._bank.update(values, present)
+        return [{"name": self._numeric[c], **self._bank.evidence(c)} for c in fired]
+
+    def _feed_nominal(self, x: dict[str, Any]) -> list[dict[str, Any]]:
+        out = []
+        for name, det in self._nominal.items():
+            v = x.get(name)
+            if v is None or _is_number(v) or isinstance(v, (list, dict)):
+                self.skipped_values += v is not None
+                continue
+            det.update(v)
+            if det.drift_detected:
+                out.append({"name": name, **det.evidence()})
+        return out
+
+    def _feed_correlation(self) -> list[dict[str, Any]]:
+        det, k = self._correlation, min(self.correlated, len(self._numeric))
+        if det is None or k < 2 or not self._present[:k].all():
+            return []
+        if det._d and det._d != k:   # a numeric feature joined the first k: start again
+            det.reset()
+        det.update(self._values[:k])
+        if not det.drift_detected:
+            return []
+        out = []
+        for pair in det.evidence():
+            i, j = pair.pop("pair")
+            for a, b in ((i, j), (j, i)):
+                out.append({"name": self._numeric[a], "with": self._numeric[b],
+                            "direction": "correlation", **pair})
+        return out
+
+    def _event(self, detector: str, features: list[dict[str, Any]]) -> dict[str, Any]:
+        self.counts.update({f["name"] for f in features})
+        return {"position": self.n - 1, "kind": "input_drift", "detector": detector,
+                "features": features}
+
+    def to_state(self) -> dict[str, Any]:
+        """Everything as plain numbers, strings, lists, dicts and numpy arrays."""
+        return {"settings": [self.window, self.stride, self.alpha, self.correlated,
+                             self.max_features],
+                "n": self.n, "numeric": list(self._numeric), "bank": self._bank.to_state(),
+                "nominal": {k: d.to_state() for k, d in self._nominal.items()},
+                "correlation": (self._correlation.to_state()
+                                if self._correlation is not None else None),
+                "last_marginal": self._last_marginal, "counts": dict(self.counts),
+                "skipped_values": self.skipped_values, "unwatched": sorted(self.unwatched)}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> "InputDriftMonitor":
+        """The monitor ``to_state`` described; it continues exactly where that one was."""
+        mon = cls(*state["settings"])
+        mon.n = int(state["n"])
+        mon._numeric = list(state["numeric"])
+        mon._bank = KSWindowBank.from_state(state["bank"])
+        mon._values = np.zeros(len(mon._numeric))
+        mon._present = np.zeros(len(mon._numeric), dtype=np.bool_)
+        mon._nominal = {k: ChiSquareWindow.from_state(s) for k, s in state["nominal"].items()}
+        if state["correlation"] is not None:
+            mon._correlation = CorrelationShift.from_state(state["correlation"])
+        mon._last_marginal = float(state["last_marginal"])
+        mon.counts = Counter(state["counts"])
+        mon.skipped_values = int(state["skipped_values"])
+        mon.unwatched = set(state["unwatched"])
+        mon._known = {*mon._numeric, *mon._nominal, *mon.unwatched}
+        mon._n_known = len(mon._known)
+        return mon
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_))
