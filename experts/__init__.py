@@ -11,6 +11,7 @@ from typing import Any
 from river import tree
 
 from ._base import Expert, Features, Label
+from ._compiled_tree_expert import CompiledHoeffdingTree
 from ._features import FeatureVectorizer
 from ._mlp import MLPExpert
 from ._pool import ExpertPool
@@ -43,6 +44,12 @@ def efdt(seed: int = 0, **overrides: Any) -> RiverExpert:
     return RiverExpert(tree.ExtremelyFastDecisionTreeClassifier(**{**PAPER_TREE, **overrides}))
 
 
+def compiled_tree(seed: int = 0, **overrides: Any) -> CompiledHoeffdingTree:
+    """MOA's Hoeffding tree compiled with numba, with the paper's settings (deterministic:
+    ``seed`` is unused)."""
+    return CompiledHoeffdingTree(**{"grace_period": 50, **overrides})
+
+
 def mlp(seed: int = 0, **overrides: Any) -> MLPExpert:
     """Online softmax MLP (32 ReLU units, Adam, standardised inputs)."""
     return MLPExpert(**{"seed": seed, **overrides})
@@ -53,10 +60,12 @@ REGISTRY: dict[str, Callable[..., Expert]] = {
     "hoeffding-adaptive-tree": hoeffding_adaptive_tree,
     "efdt": efdt,
     "mlp": mlp,
+    "compiled-tree": compiled_tree,
 }
 
 __all__ = [
     "REGISTRY",
+    "CompiledHoeffdingTree",
     "Expert",
     "ExpertPool",
     "FeatureVectorizer",

@@ -42,9 +42,11 @@ def _run_local(args: argparse.Namespace) -> int:
     limit = args.limit
     if limit is None and args.source.startswith("synthetic:"):
         limit = DEFAULT_SYNTHETIC_RECORDS
-    source = open_source(args.source, target=args.target, limit=limit, seed=args.seed)
+    source = open_source(args.source, target=args.target, limit=limit, seed=args.seed,
+                         no_labels=args.no_labels)
     model = make_model(args.model, seed=args.seed)
-    metrics = run_local(source, model, out_dir=args.out, progress=not args.quiet)
+    metrics = run_local(source, model, out_dir=args.out, progress=not args.quiet,
+                        no_labels=args.no_labels)
     _print_summary(metrics, args.out)
     return 0
 
@@ -58,7 +60,8 @@ def _kafka_job(args: argparse.Namespace) -> Any:
                     group_id=args.group_id, checkpoint_dir=args.checkpoint_dir,
                     checkpoint_every=args.checkpoint_every,
                     checkpoint_seconds=args.checkpoint_seconds, exactly_once=args.exactly_once,
-                    labels_topic=args.labels_topic, label_buffer=args.label_buffer,
+                    labels_topic=args.labels_topic, no_labels=args.no_labels,
+                    label_buffer=args.label_buffer,
                     label_ttl=args.label_ttl)
 
 
@@ -122,14 +125,16 @@ def _submit(args: argparse.Namespace) -> int:
 def _print_summary(metrics: dict[str, Any], out_dir: str | None) -> None:
     rows = [
         ("source", metrics["source"]), ("model", metrics["model"]),
-        ("records", f"{metrics['records']:,}"), ("accuracy", f"{metrics['accuracy']:.4f}"),
-        ("kappa", f"{metrics['kappa']:.4f}"), ("kappa-M", f"{metrics['kappa_m']:.4f}"),
-        ("kappa-T", f"{metrics['kappa_t']:.4f}"),
+        ("records", f"{metrics['records']:,}"),
+        *([("accuracy", f"{metrics['accuracy']:.4f}"), ("kappa", f"{metrics['kappa']:.4f}"),
+           ("kappa-M", f"{metrics['kappa_m']:.4f}"), ("kappa-T", f"{metrics['kappa_t']:.4f}")]
+          if "accuracy" in metrics else [("accuracy", "not measured (no labels)")]),
         ("records/s", f"{metrics['records_per_second']:,.0f}"),
         ("drifts detected", f"{len(metrics['drifts'])} at {metrics['drifts'][:8]}"
          + (" ..." if len(metrics["drifts"]) > 8 else "")),
         ("experts at end", metrics["experts_final"]),
         ("dead letters", metrics["dead_letters"]), ("skipped (no label)", metrics["skipped"]),
+        ("input drifts", _input_drift_text(metrics)),
     ]
     if "labels_joined" in metrics:
         rows += [("labels joined", f"{metrics['labels_joined']:,}"),
@@ -139,6 +144,13 @@ def _print_summary(metrics: dict[str, Any], out_dir: str | None) -> None:
         rows.append(("outputs", out_dir))
     width = max(len(name) for name, _ in rows)
     print("\n".join(f"{name:<{width}}  {value}" for name, value in rows))
+
+
+def _input_drift_text(metrics: dict[str, Any]) -> str:
+    """How many input drifts, and per feature how many (most first, eight at most)."""
+    counts = sorted(metrics.get("input_drift_counts", {}).items(), key=lambda kv: -kv[1])
+    per = ", ".join(f"{name} {n}" for name, n in counts[:8]) + (" ..." if len(counts) > 8 else "")
+    return f"{len(metrics.get('input_drifts', []))}" + (f" ({per})" if per else "")
 
 
 # Commands whose arguments belong to another module's ``main(argv)``, by command words
@@ -176,6 +188,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0, help="seed for the model and synthetic streams")
     run.add_argument("--out", default=None, help="directory for predictions, events, metrics, report")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--no-labels", action="store_true", help=(
+        "the stream has no labels: predict every record and watch its inputs for drift; a file "
+        "needs no label column (one it has is ignored), metrics.json reports the input drifts "
+        "instead of accuracy"))
     run.add_argument("--runtime", choices=tuple(RUNTIMES), default=None, help=(
         "where the model runs: local (synthetic: and file: sources, the default for them) or a "
         "Kafka runtime (ray, the default for kafka:TOPIC)"))

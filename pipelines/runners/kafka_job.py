@@ -4,8 +4,12 @@ topic names and checkpoint locations are the same whichever runtime runs the job
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pipelines.labels import DEFAULT_MAX_SIZE, DEFAULT_TTL_S, LabelJoiner
+
+if TYPE_CHECKING:
+    from pipelines.checkpoints.partition import PartitionState
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,7 @@ class KafkaJob:
     labels_topic: str | None = None
     label_buffer: int = DEFAULT_MAX_SIZE
     label_ttl: float = DEFAULT_TTL_S
+    no_labels: bool = False   # the stream has no labels: predict and watch the inputs only
 
     def __post_init__(self) -> None:
         if self.exactly_once and not self.checkpoint_dir:
@@ -39,6 +44,18 @@ class KafkaJob:
             raise ValueError("--labels-topic is at-least-once only (not with --exactly-once)")
         if self.label_buffer < 1 or self.label_ttl <= 0:
             raise ValueError("--label-buffer must be >= 1 and --label-ttl > 0")
+
+    @property
+    def require_label(self) -> bool:
+        """Whether a record without a label is a dead letter (not with delayed or no labels)."""
+        return not (self.labels_topic or self.no_labels)
+
+    def with_label_mode(self, state: "PartitionState") -> "PartitionState":
+        """A restored `PartitionState` set to this job's label mode (``no_labels``, whether a
+        label is required), which its checkpoint does not decide."""
+        state.host.no_labels = self.no_labels
+        state.decoder.require_label = self.require_label
+        return state
 
     def new_joiner(self) -> LabelJoiner | None:
         return (LabelJoiner(self.label_buffer, self.label_ttl) if self.labels_topic else None)

@@ -96,10 +96,12 @@ class ModelFunction(KeyedProcessFunction):
             stored = self._stored.value()
             slot, seed = model_slot(key, self.job.seed)
             if stored is not None:   # restored from a checkpoint or savepoint
-                state = load_partition(stored.blob, self.job.target)
+                state = self.job.with_label_mode(load_partition(stored.blob, self.job.target))
             else:
-                state = PartitionState(ModelHost(make_model(self.job.model, seed=seed)),
-                                       JsonDecoder(target=self.job.target), None)
+                state = PartitionState(ModelHost(make_model(self.job.model, seed=seed),
+                                                 no_labels=self.job.no_labels),
+                                       JsonDecoder(target=self.job.target,
+                                                   require_label=self.job.require_label), None)
             live = self._live[key] = LiveState(self.job, slot, state)
             ctx.timer_service().register_event_time_timer(END_OF_INPUT_MS)
         self._stored.update(live)

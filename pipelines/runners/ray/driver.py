@@ -113,7 +113,7 @@ def merge_results(results: list[dict[int, dict[str, Any]]], seconds: float,
     summaries = {p: r["summary"] for p, r in sorted(parts.items())}
     records = sum(s["records"] for s in summaries.values())
     scores = total.as_dict()
-    return {
+    merged = {
         "source": source, "runtime": "ray",
         "model": next(iter(summaries.values()))["model"] if summaries else None,
         "records": records, "accuracy": scores["accuracy"], "kappa": scores["kappa"],
@@ -129,6 +129,25 @@ def merge_results(results: list[dict[int, dict[str, Any]]], seconds: float,
         "label_counts": dict(Counter({str(k): v for k, v in total._true_counts.items()})),
         **_label_totals(parts, summaries),
     }
+    return _with_input_drifts(merged, summaries)
+
+
+_ACCURACY_FIELDS = ("accuracy", "kappa", "kappa_m", "kappa_t", "scored", "unpredicted")
+
+
+def _with_input_drifts(merged: dict[str, Any], summaries: dict[int, dict[str, Any]]
+                       ) -> dict[str, Any]:
+    """Every partition's input drifts and per-feature counts; a run without labels (no
+    partition summary has accuracy) reports them instead of the accuracy fields."""
+    counts: Counter[str] = Counter()
+    for s in summaries.values():
+        counts.update(s.get("input_drift_counts", {}))
+    merged["input_drifts"] = [e for s in summaries.values() for e in s.get("input_drifts", [])]
+    merged["input_drift_counts"] = dict(sorted(counts.items()))
+    if summaries and all("accuracy" not in s for s in summaries.values()):
+        for name in _ACCURACY_FIELDS:
+            merged.pop(name)
+    return merged
 
 
 def _label_totals(parts: dict[int, dict[str, Any]],

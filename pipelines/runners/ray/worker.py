@@ -211,10 +211,10 @@ class PartitionWorker:
                 raise RuntimeError(f"partition {p}: no checkpoint matches the committed offset "
                                    f"{committed} of group {job.group!r}")
         if states:
-            return states[0]
+            return job.with_label_mode(states[0])
         return PartitionState(ModelHost(make_model(job.model, seed=job.seed + p),
-                                         joiner=job.new_joiner()),
-                               JsonDecoder(target=job.target, require_label=not job.labels_topic),
+                                         joiner=job.new_joiner(), no_labels=job.no_labels),
+                               JsonDecoder(target=job.target, require_label=job.require_label),
                                None)
 
     # -- small remote-callable helpers ------------------------------------------------------------
