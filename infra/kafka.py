@@ -15,6 +15,14 @@ Environment:
     DRIFTFLOW_KAFKA_STATE           state dir (data, logs, pid file)
     DRIFTFLOW_KAFKA_HEAP            broker heap options, default ``-Xms128m -Xmx512m``
     DRIFTFLOW_KAFKA_START_TIMEOUT   seconds ``start`` waits for the broker to answer
+    DRIFTFLOW_KAFKA_BROKER_PASSWORD the password of ``start --sasl-plain USER`` (given without
+                                    ``:PASSWORD``, so it never shows in the process list)
+
+SASL: ``start --sasl-plain USER:PASSWORD`` adds a SASL_PLAINTEXT listener (mechanism PLAIN) on
+``--sasl-port`` (default client port + 2) that accepts that one user; ``--no-plaintext`` drops the
+PLAINTEXT listener, so every client must authenticate. The KRaft controller listener stays
+PLAINTEXT on loopback. The password is written to ``server.properties`` (mode 0600) in the state
+dir, as the broker needs it there, and to nothing else.
 """
 from __future__ import annotations
 
@@ -33,13 +41,14 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = [
     "BrokerInfo",
     "KafkaInfraError",
     "PortInUseError",
+    "SaslPlain",
     "KAFKA_VERSION",
     "ensure_jars",
     "start",
@@ -97,6 +106,37 @@ class PortInUseError(KafkaInfraError):
 
 
 @dataclass(frozen=True)
+class SaslPlain:
+    """The one user of a SASL/PLAIN listener; the password stays out of the repr."""
+
+    username: str
+    password: str = field(repr=False)
+
+    def __post_init__(self) -> None:
+        for what, value in (("user", self.username), ("password", self.password)):
+            if not value or any(c in value for c in '"\\;\n\r') or value != value.strip():
+                raise KafkaInfraError(f"--sasl-plain: the {what} must be non-empty, without quotes, "
+                                      f"backslashes, semicolons, newlines or surrounding spaces")
+
+    @classmethod
+    def parse(cls, text: str) -> SaslPlain:
+        """``USER:PASSWORD``, or ``USER`` with the password in $DRIFTFLOW_KAFKA_BROKER_PASSWORD."""
+        user, sep, password = text.partition(":")
+        if not sep:
+            password = os.environ.get("DRIFTFLOW_KAFKA_BROKER_PASSWORD", "")
+            if not password:
+                raise KafkaInfraError("--sasl-plain USER needs DRIFTFLOW_KAFKA_BROKER_PASSWORD "
+                                      "(or give USER:PASSWORD)")
+        return cls(user, password)
+
+    def jaas(self) -> str:
+        """The listener's JAAS line: the broker's own login and the one user it accepts."""
+        return ("org.apache.kafka.common.security.plain.PlainLoginModule required "
+                f'username="{self.username}" password="{self.password}" '
+                f'user_{self.username}="{self.password}";')
+
+
+@dataclass(frozen=True)
 class BrokerInfo:
     """A running broker: where to reach it and where its files are."""
 
@@ -109,6 +149,8 @@ class BrokerInfo:
     version: str
     already_running: bool = False
     start_seconds: float | None = None  # wall time of this start (None when it was already up)
+    sasl_bootstrap: str | None = None   # the SASL_PLAINTEXT listener, when there is one
+    sasl_user: str | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -257,17 +299,32 @@ def _cluster_id() -> str:
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
-def _server_properties(port: int, cport: int, data: Path) -> str:
+def _listeners(port: int, cport: int, sasl: SaslPlain | None, sasl_port: int | None,
+               plaintext: bool) -> list[str]:
+    """The listener lines: PLAINTEXT (unless not ``plaintext``), SASL_PLAINTEXT/PLAIN with
+    ``sasl``, and the controller's (PLAINTEXT, loopback)."""
+    client = ([f"PLAINTEXT://{HOST}:{port}"] if plaintext else []) + (
+        [f"SASL_PLAINTEXT://{HOST}:{sasl_port}"] if sasl else [])
+    lines = [f"listeners={','.join([*client, f'CONTROLLER://{HOST}:{cport}'])}",
+             f"advertised.listeners={','.join(client)}",
+             "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,"
+             "CONTROLLER:PLAINTEXT",
+             f"inter.broker.listener.name={'PLAINTEXT' if plaintext else 'SASL_PLAINTEXT'}"]
+    if sasl:
+        lines += ["sasl.enabled.mechanisms=PLAIN", "sasl.mechanism.inter.broker.protocol=PLAIN",
+                  f"listener.name.sasl_plaintext.plain.sasl.jaas.config={sasl.jaas()}"]
+    return lines
+
+
+def _server_properties(port: int, cport: int, data: Path, sasl: SaslPlain | None = None,
+                       sasl_port: int | None = None, plaintext: bool = True) -> str:
     return "\n".join([
         "# written by infra/kafka.py: single-node KRaft broker+controller on loopback",
         "process.roles=broker,controller",
         f"node.id={NODE_ID}",
         f"controller.quorum.voters={NODE_ID}@{HOST}:{cport}",
-        f"listeners=PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{cport}",
-        f"advertised.listeners=PLAINTEXT://{HOST}:{port}",
-        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        *_listeners(port, cport, sasl, sasl_port, plaintext),
         "controller.listener.names=CONTROLLER",
-        "inter.broker.listener.name=PLAINTEXT",
         f"log.dirs={data}",
         "num.partitions=1",
         "default.replication.factor=1",
@@ -381,14 +438,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _probe(boot: str) -> bool:
+def _sasl_kwargs(sasl: SaslPlain | None) -> dict[str, str]:
+    """kafka-python's keywords for a SASL/PLAIN login (none without ``sasl``)."""
+    if sasl is None:
+        return {}
+    return {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "PLAIN",
+            "sasl_plain_username": sasl.username, "sasl_plain_password": sasl.password}
+
+
+def _probe(boot: str, sasl: SaslPlain | None = None) -> bool:
     """True once the broker answers a metadata request and lists itself."""
     from kafka import KafkaAdminClient  # local import: the CLI's `status` needs no kafka-python
     from kafka.errors import KafkaConfigurationError, KafkaError
 
     try:
         admin = KafkaAdminClient(bootstrap_servers=boot, client_id="driftflow-infra-probe",
-                                 request_timeout_ms=PROBE_TIMEOUT_MS)
+                                 request_timeout_ms=PROBE_TIMEOUT_MS, **_sasl_kwargs(sasl))
     except KafkaConfigurationError:
         raise  # our bug, not a broker still starting: fail now rather than after the timeout
     except (KafkaError, OSError, ValueError):
@@ -405,7 +470,8 @@ def _probe(boot: str) -> bool:
 def _info(st: dict, *, already: bool, seconds: float | None = None) -> BrokerInfo:
     return BrokerInfo(bootstrap=st["bootstrap"], port=st["port"], controller_port=st["controller_port"],
                       pid=st["pid"], state_dir=st["state_dir"], log_file=st["log_file"],
-                      version=st["version"], already_running=already, start_seconds=seconds)
+                      version=st["version"], already_running=already, start_seconds=seconds,
+                      sasl_bootstrap=st.get("sasl_bootstrap"), sasl_user=st.get("sasl_user"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -414,8 +480,13 @@ def _info(st: dict, *, already: bool, seconds: float | None = None) -> BrokerInf
 
 def start(port: int | None = None, *, controller_port: int | None = None, wait: bool = True,
           timeout: float = START_TIMEOUT_S, fresh: bool = False,
-          version: str = KAFKA_VERSION) -> BrokerInfo:
+          version: str = KAFKA_VERSION, sasl: SaslPlain | None = None,
+          sasl_port: int | None = None, plaintext: bool = True) -> BrokerInfo:
     """Start the broker detached (idempotent) and, with ``wait``, block until it answers.
+
+    With ``sasl`` it also listens for SASL_PLAINTEXT/PLAIN on ``sasl_port`` (default port + 2),
+    accepting that one user; without ``plaintext`` only there. A running broker whose listeners
+    differ from the ones asked for is an error (stop it first).
 
     Returns the running broker's ``BrokerInfo`` (``already_running=True`` if it was up).
     With ``port=None`` a broker already running on any port is returned; an explicit ``port``
@@ -425,16 +496,24 @@ def start(port: int | None = None, *, controller_port: int | None = None, wait: 
     requested = port
     port = port or default_port()
     cport = controller_port or int(os.environ.get("DRIFTFLOW_KAFKA_CONTROLLER_PORT") or port + 1)
+    if sasl is None and not plaintext:
+        raise KafkaInfraError("--no-plaintext needs --sasl-plain (a broker with no client listener)")
+    sport = (sasl_port or port + 2) if sasl else None
     with _locked("kafka-start"):
         st = _read_state()
         if st and is_running():
             if requested is not None and st["port"] != requested:
                 raise KafkaInfraError(f"a driftflow broker already runs on port {st['port']} (pid "
                                       f"{st['pid']}); stop it first to start one on port {port}")
+            if (sasl is not None and (st.get("sasl_user") != sasl.username
+                                      or (sasl_port and st.get("sasl_port") != sasl_port))
+                    or st.get("plaintext", True) != plaintext):
+                raise KafkaInfraError(f"a driftflow broker already runs (pid {st['pid']}) with other "
+                                      f"listeners; stop it first to change them")
             if wait:
-                _wait_ready(st["bootstrap"], st["pid"], timeout)
+                _wait_ready(st["bootstrap"], st["pid"], timeout, sasl if not plaintext else None)
             return _info(st, already=True)
-        for p in (port, cport):
+        for p in (port, cport, *([sport] if sport else [])):
             if _port_open(p):
                 raise PortInUseError(f"port {HOST}:{p} is in use by another process (not a broker "
                                       f"started by infra.kafka); free it or set DRIFTFLOW_KAFKA_PORT")
@@ -450,7 +529,9 @@ def start(port: int | None = None, *, controller_port: int | None = None, wait: 
         data.mkdir(parents=True, exist_ok=True)
         logs.mkdir(parents=True, exist_ok=True)
         props = root / "server.properties"
-        props.write_text(_server_properties(port, cport, data))
+        props.touch(mode=0o600)   # it may hold the SASL password
+        props.chmod(0o600)
+        props.write_text(_server_properties(port, cport, data, sasl, sport, plaintext))
         log4j = root / "log4j2.properties"
         log4j.write_text(_broker_log4j(logs))
         jvm = [java, *os.environ.get("DRIFTFLOW_KAFKA_HEAP", "-Xms128m -Xmx512m").split(),
@@ -471,14 +552,18 @@ def start(port: int | None = None, *, controller_port: int | None = None, wait: 
         pid = int(res.stdout.strip() or 0)
         if not pid:
             raise KafkaInfraError(f"could not launch the broker: {res.stderr.strip()}")
-        st = {"pid": pid, "port": port, "controller_port": cport, "bootstrap": f"{HOST}:{port}",
+        sasl_boot = f"{HOST}:{sport}" if sport else None
+        st = {"pid": pid, "port": port, "controller_port": cport,
+              "bootstrap": f"{HOST}:{port}" if plaintext else sasl_boot, "plaintext": plaintext,
+              "sasl_bootstrap": sasl_boot, "sasl_port": sport,
+              "sasl_user": sasl.username if sasl else None,
               "version": version, "state_dir": str(root), "log_file": str(out),
               "server_log": str(logs / "server.log"), "started_at": time.time()}
         _state_file().write_text(json.dumps(st, indent=1) + "\n")
         (root / "kafka.pid").write_text(f"{pid}\n")
         if wait:
             try:
-                _wait_ready(st["bootstrap"], pid, timeout)
+                _wait_ready(st["bootstrap"], pid, timeout, sasl if not plaintext else None)
             except KafkaInfraError:
                 _kill(pid)
                 raise
@@ -498,13 +583,13 @@ def _format(jvm: list[str], props: Path, logs: Path) -> None:
         raise KafkaInfraError(f"kafka-storage format failed (rc={res.returncode}):\n{res.stdout}{res.stderr}")
 
 
-def _wait_ready(boot: str, pid: int, timeout: float) -> None:
+def _wait_ready(boot: str, pid: int, timeout: float, sasl: SaslPlain | None = None) -> None:
     deadline = time.monotonic() + timeout
     port = int(boot.rsplit(":", 1)[1])
     while time.monotonic() < deadline:
         if not _pid_alive(pid):
             raise KafkaInfraError(f"the broker (pid {pid}) exited during startup:\n{log_tail()}")
-        if _port_open(port) and _probe(boot):
+        if _port_open(port) and _probe(boot, sasl):
             return
         time.sleep(0.5)
     raise KafkaInfraError(f"the broker did not answer on {boot} within {timeout:.0f} s:\n{log_tail()}")
@@ -551,6 +636,7 @@ def status() -> dict:
             "port": st.get("port", default_port()), "controller_port": st.get("controller_port"),
             "bootstrap": st.get("bootstrap", f"{HOST}:{default_port()}"),
             "version": st.get("version", KAFKA_VERSION), "state_dir": str(state_dir()),
+            "sasl_bootstrap": st.get("sasl_bootstrap"), "sasl_user": st.get("sasl_user"),
             "log_file": st.get("log_file", str(_log_file())), "server_log": st.get("server_log"),
             "jars": str(jars_dir(st.get("version", KAFKA_VERSION)))}
 
@@ -634,6 +720,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     s.add_argument("--no-wait", action="store_true", help="return without waiting for readiness")
     s.add_argument("--fresh", action="store_true", help="wipe the broker's data first")
     s.add_argument("--timeout", type=float, default=START_TIMEOUT_S, help="readiness wait, seconds")
+    s.add_argument("--sasl-plain", metavar="USER[:PASSWORD]", default=None, help=(
+        "also listen for SASL_PLAINTEXT/PLAIN, accepting this user (password from "
+        "DRIFTFLOW_KAFKA_BROKER_PASSWORD when not given here)"))
+    s.add_argument("--sasl-port", type=int, default=None, help="SASL listener port (port+2)")
+    s.add_argument("--no-plaintext", action="store_true",
+                   help="no PLAINTEXT listener: every client authenticates (with --sasl-plain)")
     sub.add_parser("stop", help="stop the broker")
     st = sub.add_parser("status", help="is it running? port, pid, log dir")
     st.add_argument("--json", action="store_true")
@@ -642,13 +734,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         if args.cmd == "start":
+            sasl = SaslPlain.parse(args.sasl_plain) if args.sasl_plain else None
             info = start(args.port, controller_port=args.controller_port, wait=not args.no_wait,
-                         timeout=args.timeout, fresh=args.fresh)
+                         timeout=args.timeout, fresh=args.fresh, sasl=sasl,
+                         sasl_port=args.sasl_port, plaintext=not args.no_plaintext)
             if info.already_running:
                 print(f"kafka already running at {info.bootstrap} (pid {info.pid})")
             else:
                 print(f"kafka {info.version} started at {info.bootstrap} (pid {info.pid}) in "
                       f"{info.start_seconds:.1f} s; logs: {info.log_file}")
+            if info.sasl_bootstrap:
+                print(f"SASL_PLAINTEXT/PLAIN listener at {info.sasl_bootstrap} for user "
+                      f"{info.sasl_user!r}")
             return 0
         if args.cmd == "stop":
             print("kafka stopped" if stop() else "kafka was not running")

@@ -11,6 +11,7 @@ from typing import Any
 # Delayed-label bounds (pipelines.labels says why these values); stdlib-only import
 from pipelines.labels import DEFAULT_MAX_SIZE as DEFAULT_LABEL_BUFFER
 from pipelines.labels import DEFAULT_TTL_S as DEFAULT_LABEL_TTL
+from pipelines.runners.kafka_config import KafkaClientConfig, KafkaUnavailable
 
 # A synthetic stream's length when --limit is not given: long enough to hold its three drifts
 # with room to recover after each, short enough that `driftflow run` finishes in seconds.
@@ -62,7 +63,13 @@ def _kafka_job(args: argparse.Namespace) -> Any:
                     checkpoint_seconds=args.checkpoint_seconds, exactly_once=args.exactly_once,
                     labels_topic=args.labels_topic, no_labels=args.no_labels,
                     label_buffer=args.label_buffer,
-                    label_ttl=args.label_ttl)
+                    label_ttl=args.label_ttl, client_config=_client_config(args),
+                    kafka_timeout=args.kafka_timeout)
+
+
+def _client_config(args: argparse.Namespace) -> KafkaClientConfig:
+    """Kafka client settings from ``--kafka-config`` and the ``DRIFTFLOW_KAFKA_*`` variables."""
+    return KafkaClientConfig.load(args.kafka_config)
 
 
 def _run_ray(args: argparse.Namespace) -> int:
@@ -71,6 +78,7 @@ def _run_ray(args: argparse.Namespace) -> int:
     job = _kafka_job(args)
     if not args.quiet and not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+        logging.getLogger("kafka").setLevel(logging.WARNING)   # kafka-python's connection chatter
     metrics = run_ray(job, actors=args.actors, until_end=args.until_end, out_dir=args.out,
                       address=args.ray_address, status_seconds=args.status_every)
     _print_summary(metrics, args.out)
@@ -89,7 +97,7 @@ RUNTIMES = {
 def _record(args: argparse.Namespace) -> int:
     from pipelines.sources.kafka_record import record_topic
 
-    n = record_topic(args.bootstrap, args.topic, args.out)
+    n = record_topic(args.bootstrap, args.topic, args.out, _client_config(args), args.kafka_timeout)
     print(f"recorded {n:,} messages of {args.topic} to {args.out}")
     return 0
 
@@ -97,7 +105,8 @@ def _record(args: argparse.Namespace) -> int:
 def _replay(args: argparse.Namespace) -> int:
     from pipelines.sources.kafka_record import replay_file
 
-    n = replay_file(args.bootstrap, args.file, args.to_topic)
+    n = replay_file(args.bootstrap, args.file, args.to_topic, _client_config(args),
+                    args.kafka_timeout)
     print(f"replayed {n:,} messages from {args.file} to {args.to_topic}")
     return 0
 
@@ -174,6 +183,17 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     boot = {"default": os.environ.get("DRIFTFLOW_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
             "help": "Kafka bootstrap servers (default %(default)s)"}
+
+    def kafka_client(group: Any) -> None:   # security settings and the broker wait, per command
+        group.add_argument("--kafka-config", metavar="FILE",
+                           default=os.environ.get("DRIFTFLOW_KAFKA_CONFIG"), help=(
+                               "Kafka client properties (key=value: security.protocol, "
+                               "sasl.mechanism, sasl.username, sasl.password, ssl.ca.location, "
+                               "...); DRIFTFLOW_KAFKA_<NAME> variables override it"))
+        group.add_argument("--kafka-timeout", type=float, metavar="SECONDS",
+                           default=float(os.environ.get("DRIFTFLOW_KAFKA_TIMEOUT", 30)),
+                           help="wait this long for an unreachable broker at start, then fail "
+                                "(default %(default)s)")
     run = commands.add_parser("run", help="run a model test-then-train over a stream")
     run.add_argument("--source", default=DEFAULT_SOURCE,
                      help="synthetic:NAME (LEDa LEDg SEAa SEAg RBFm RBFf), file:PATH "
@@ -202,6 +222,7 @@ def _parser() -> argparse.ArgumentParser:
     ray.add_argument("--until-end", action="store_true",
                      help="stop at the topic's end offsets seen at start (else run until Ctrl-C)")
     ray.add_argument("--bootstrap", **boot)
+    kafka_client(ray)
     ray.add_argument("--group-id", default=None, help="consumer group (default driftflow-TOPIC)")
     ray.add_argument("--checkpoint-dir", default=None, help="local path or pyarrow.fs URI")
     ray.add_argument("--checkpoint-every", type=int, default=1000, help="records per partition")
@@ -230,11 +251,13 @@ def _parser() -> argparse.ArgumentParser:
     record.add_argument("--topic", required=True)
     record.add_argument("--out", required=True, help="Parquet file to write")
     record.add_argument("--bootstrap", **boot)
+    kafka_client(record)
     record.set_defaults(handler=_record)
     replay = commands.add_parser("replay", help="produce a recorded Parquet file to a topic")
     replay.add_argument("file")
     replay.add_argument("--to-topic", required=True)
     replay.add_argument("--bootstrap", **boot)
+    kafka_client(replay)
     replay.set_defaults(handler=_replay)
     submit = commands.add_parser("submit", help="run driftflow on a Ray cluster (ray job submit)")
     submit.add_argument("--address", default=None,
@@ -258,7 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.handler(args)
-    except (ValueError, FileNotFoundError) as exc:   # SourceError and CheckpointError included
+    except (ValueError, FileNotFoundError, KafkaUnavailable) as exc:   # SourceError,
+        # CheckpointError and KafkaConfigError included
         print(f"driftflow: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

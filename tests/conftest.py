@@ -52,3 +52,56 @@ def kafka_broker() -> Iterator[str]:
     finally:
         if not info.already_running and os.environ.get("DRIFTFLOW_KAFKA_KEEP", "") in ("", "0"):
             infra_kafka.stop()
+
+
+class PrivateBroker:
+    """A broker of one test session's own (own ports, own state dir, PLAINTEXT plus a
+    SASL_PLAINTEXT/PLAIN listener for one user), started through the ``infra.kafka`` CLI so tests
+    may stop and start it without touching the shared broker other tests use."""
+
+    USER = "driftflow-test"
+
+    def __init__(self, state_dir: str) -> None:
+        import secrets
+
+        from infra import kafka as infra_kafka
+
+        self.password = secrets.token_urlsafe(18)
+        self.port, self.controller_port, self.sasl_port = (infra_kafka.free_port()
+                                                           for _ in range(3))
+        self.bootstrap = f"127.0.0.1:{self.port}"
+        self.sasl_bootstrap = f"127.0.0.1:{self.sasl_port}"
+        # the password reaches the broker through the environment, never its command line
+        self.env = {**os.environ, "DRIFTFLOW_KAFKA_STATE": state_dir,
+                    "DRIFTFLOW_KAFKA_BROKER_PASSWORD": self.password}
+
+    def _cli(self, *args: str) -> None:
+        import subprocess
+        import sys
+
+        proc = subprocess.run([sys.executable, "-m", "infra.kafka", *args], env=self.env,
+                              capture_output=True, text=True, timeout=180)
+        if proc.returncode != 0:
+            raise RuntimeError(f"infra.kafka {args[0]} failed: {proc.stderr[-2000:]}")
+
+    def start(self) -> None:
+        self._cli("start", "--port", str(self.port), "--controller-port",
+                  str(self.controller_port), "--sasl-plain", self.USER, "--sasl-port",
+                  str(self.sasl_port))
+
+    def stop(self) -> None:
+        self._cli("stop")
+
+
+@pytest.fixture(scope="session")
+def private_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateBroker]:
+    """A `PrivateBroker`, started once per session; fails under CI when it cannot start."""
+    broker = PrivateBroker(str(tmp_path_factory.mktemp("private-kafka")))
+    try:
+        broker.start()
+    except Exception as exc:  # noqa: BLE001 - any failure to start decides fail vs skip
+        (pytest.fail if _in_ci() else pytest.skip)(f"could not start a private broker: {exc}")
+    try:
+        yield broker
+    finally:
+        broker.stop()

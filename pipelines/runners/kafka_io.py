@@ -1,21 +1,109 @@
-"""Kafka clients shared by the runtimes: topic metadata, output topics, and the confluent-kafka
-partition reader and producer the workers use. No Ray here; the message formats are in
-`pipelines.sinks.kafka_messages`."""
+"""Kafka clients shared by the runtimes: the broker check at start, topic metadata, output
+topics, and the confluent-kafka partition reader and producer the workers use. Every client
+takes the job's `KafkaClientConfig` (security settings). No Ray here; the message formats are in
+`pipelines.sinks.kafka_messages`.
+
+librdkafka's own log lines (one per failed connection attempt, many a second while a broker is
+away) go to the ``driftflow.kafka.client`` logger at DEBUG; what a person needs to know (broker
+away, back, refused credentials) is said once, in one line, by the callers."""
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
+
+from confluent_kafka import KafkaException as KafkaError
+
+from pipelines.runners.kafka_config import KafkaClientConfig, KafkaUnavailable, redact
 
 # Metadata for a freshly created topic reaches a one-node broker in well under a second; 30 s
 # covers a broker still loading its log after a restart (the same bound infra/kafka.py uses).
 METADATA_TIMEOUT_S = 30.0
+# How long the job waits for an unreachable broker at start before it gives up (--kafka-timeout):
+# a broker being restarted is back within seconds to a minute; a wrong address never answers.
+CONNECT_TIMEOUT_S = 30.0
+# One metadata probe while waiting: short, so the wait notices a broker soon after it is back.
+PROBE_TIMEOUT_S = 1.0
+# A running job waits this long for a lost broker before its worker gives up: a restarted broker
+# is back in under a minute; librdkafka itself fails queued output messages after 300 s
+# (message.timeout.ms), which the checkpoint then redoes from the last checkpoint.
+OUTAGE_TIMEOUT_S = 600.0
+NO_CONFIG = KafkaClientConfig()
+# librdkafka errors that mean the settings, not the network, are wrong: waiting cannot help.
+_REFUSED = {"_AUTHENTICATION", "_SSL", "SASL_AUTHENTICATION_FAILED", "_INVALID_ARG",
+            "TOPIC_AUTHORIZATION_FAILED", "GROUP_AUTHORIZATION_FAILED",
+            "CLUSTER_AUTHORIZATION_FAILED"}
+
+log = logging.getLogger("driftflow")
 
 
-def list_partitions(bootstrap: str, topic: str, timeout: float = METADATA_TIMEOUT_S) -> list[int]:
+class _ClientLog:
+    """librdkafka's log callback target: every line at DEBUG on ``driftflow.kafka.client``."""
+
+    _logger = logging.getLogger("driftflow.kafka.client")
+
+    def log(self, level: int, msg: str, *args: Any) -> None:
+        self._logger.debug(msg, *args)
+
+
+CLIENT_LOG = _ClientLog()
+
+
+def confluent_settings(bootstrap: str, config: KafkaClientConfig,
+                       error_cb: Any = None) -> dict[str, Any]:
+    """A confluent-kafka client's settings: the bootstrap, the security settings of ``config``,
+    librdkafka's logs to DEBUG and its client-level errors to ``error_cb``."""
+    settings = {"bootstrap.servers": bootstrap, **config.confluent(), "logger": CLIENT_LOG}
+    return {**settings, "error_cb": error_cb} if error_cb is not None else settings
+
+
+def wait_for_broker(bootstrap: str, config: KafkaClientConfig = NO_CONFIG,
+                    timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """Return once the broker answers a metadata request; while it does not, log one line and
+    keep asking up to ``timeout_s``. Raises `KafkaUnavailable` (one line) at once when the
+    broker refuses the credentials or TLS settings, or when ``timeout_s`` passes."""
+    import confluent_kafka as ck
+    from confluent_kafka.admin import AdminClient
+
+    errors: list[Any] = []
+    admin = AdminClient(confluent_settings(bootstrap, config, error_cb=errors.append))
+    deadline, waiting = time.monotonic() + timeout_s, False
+    while True:
+        try:
+            admin.list_topics(timeout=min(PROBE_TIMEOUT_S, max(0.1, deadline - time.monotonic())))
+            if waiting:
+                log.info("driftflow: Kafka at %s answers; starting", bootstrap)
+            return
+        except ck.KafkaException as exc:
+            errors.append(exc.args[0])
+        admin.poll(0)
+        refused = [e for e in errors if e.name() in _REFUSED]
+        if refused:
+            raise KafkaUnavailable(f"Kafka at {bootstrap} refused the client: "
+                                   f"{_reason(refused[-1], config)}")
+        if time.monotonic() >= deadline:
+            raise KafkaUnavailable(f"Kafka at {bootstrap} did not answer within {timeout_s:g} s "
+                                   f"({_reason(errors[-1], config)}); is the broker running? "
+                                   f"(--kafka-timeout sets the wait)")
+        if not waiting:
+            log.warning("driftflow: waiting up to %g s for Kafka at %s (%s)", timeout_s,
+                        bootstrap, _reason(errors[-1], config))
+            waiting = True
+
+
+def _reason(error: Any, config: KafkaClientConfig) -> str:
+    """A librdkafka error as a short phrase: its text after the broker's address, no secret."""
+    text = error.str() if hasattr(error, "str") else str(error)
+    return redact(text.split("/bootstrap: ", 1)[-1].split(" (after ")[0], config)
+
+
+def list_partitions(bootstrap: str, topic: str, timeout: float = METADATA_TIMEOUT_S,
+                    config: KafkaClientConfig = NO_CONFIG) -> list[int]:
     """The topic's partition numbers, sorted; ValueError when the topic does not exist."""
     from kafka import KafkaConsumer
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id="driftflow-driver")
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id="driftflow-driver",
+                             **config.kafka_python())
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -30,13 +118,15 @@ def list_partitions(bootstrap: str, topic: str, timeout: float = METADATA_TIMEOU
         consumer.close()
 
 
-def ensure_topics(bootstrap: str, names: list[str], partitions: int) -> None:
+def ensure_topics(bootstrap: str, names: list[str], partitions: int,
+                  config: KafkaClientConfig = NO_CONFIG) -> None:
     """Create the output topics (``partitions`` each) unless they exist already."""
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="driftflow-driver")
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="driftflow-driver",
+                             **config.kafka_python())
     try:
         existing = set(admin.list_topics())
         for name in names:
@@ -66,14 +156,17 @@ class PartitionReader:
     """
 
     def __init__(self, bootstrap: str, topic: str, partitions: list[int], group: str,
-                 client_id: str, read_committed: bool = False) -> None:
+                 client_id: str, read_committed: bool = False,
+                 config: KafkaClientConfig = NO_CONFIG) -> None:
         import confluent_kafka as ck
 
         self._ck = ck
         self.topic = topic
         self._tps = {p: ck.TopicPartition(topic, p) for p in partitions}
+        self.away_since: float | None = None   # monotonic time all brokers were seen down
         self._consumer = ck.Consumer({
-            "bootstrap.servers": bootstrap, "group.id": group, "client.id": client_id,
+            **confluent_settings(bootstrap, config, error_cb=self._on_error),
+            "group.id": group, "client.id": client_id,
             "enable.auto.commit": False, "auto.offset.reset": "earliest",
             "isolation.level": "read_committed" if read_committed else "read_uncommitted",
             # prefetch at most ~16 MB in all: a bounded run reads its backlog as it goes
@@ -87,6 +180,29 @@ class PartitionReader:
         self._highwater: dict[int, int] = {}
         self._paused: set[int] = set()
         self._closed = False
+
+    def _on_error(self, error: Any) -> None:
+        """librdkafka's client-level errors (served in poll/flush): notes when every broker is
+        down; the client reconnects by itself, `broker_back` notices it did."""
+        if error.name() == "_ALL_BROKERS_DOWN" and self.away_since is None:
+            self.away_since = time.monotonic()
+
+    def broker_back(self) -> bool:
+        """After brokers were seen down: whether one answers now (a short metadata probe)."""
+        try:
+            self._consumer.list_topics(self.topic, timeout=PROBE_TIMEOUT_S)
+        except self._ck.KafkaException:
+            return False
+        self.away_since = None
+        return True
+
+    def wait_until_back(self, limit_s: float = OUTAGE_TIMEOUT_S) -> None:
+        """Block until a broker answers (no-op when none was seen down); `KafkaUnavailable`
+        once brokers have been down ``limit_s`` in all."""
+        while self.away_since is not None and not self.broker_back():
+            if time.monotonic() - self.away_since > limit_s:
+                raise KafkaUnavailable(f"Kafka unreachable for {limit_s:g} s; giving up")
+            self._consumer.poll(0)   # serve error callbacks
 
     def assign(self, offsets: dict[int, int | None]) -> dict[int, int]:
         """Assign each partition at its offset (None: the partition's first offset); returns
@@ -169,10 +285,12 @@ class PartitionIO(PartitionReader):
     """
 
     def __init__(self, bootstrap: str, topic: str, partitions: list[int], group: str,
-                 client_id: str, transactional_id: str | None = None) -> None:
+                 client_id: str, transactional_id: str | None = None,
+                 config: KafkaClientConfig = NO_CONFIG) -> None:
         super().__init__(bootstrap, topic, partitions, group, client_id,
-                         read_committed=transactional_id is not None)
-        settings = {"bootstrap.servers": bootstrap, "client.id": client_id, "acks": "all",
+                         read_committed=transactional_id is not None, config=config)
+        settings = {**confluent_settings(bootstrap, config, error_cb=self._on_error),
+                    "client.id": client_id, "acks": "all",
                     # outputs batched for up to 100 ms (Kafka Streams' default): fewer produce
                     # requests, fewer wake-ups (see fetch.wait.max.ms); `flush` at a checkpoint
                     # sends at once

@@ -5,8 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from typing import Any
 
 from pipelines.labels import DEFAULT_MAX_SIZE, DEFAULT_TTL_S, LabelJoiner
+from pipelines.runners.kafka_config import KafkaClientConfig
+
+# How long a job waits for an unreachable broker at start before it fails (--kafka-timeout):
+# a broker being restarted is back within seconds to a minute; a wrong address never answers.
+DEFAULT_KAFKA_TIMEOUT_S = 30.0
 
 if TYPE_CHECKING:
     from pipelines.checkpoints.partition import PartitionState
@@ -19,6 +25,10 @@ class KafkaJob:
     ``checkpoint_every`` is in records per partition, ``checkpoint_seconds`` in seconds (a
     checkpoint is taken when either is reached); ``checkpoint_dir`` None disables checkpoints
     (a restarted worker then starts its partitions again from the beginning).
+    ``client_config`` holds the Kafka client settings of a secured cluster (SASL, TLS); every
+    client of the job takes them (`kafka_client_config`, `kafka_python_config`); the dataclass
+    repr shows its secrets as ``***``. ``kafka_timeout`` (seconds) bounds the wait for an
+    unreachable broker at start.
     """
 
     bootstrap: str
@@ -36,6 +46,8 @@ class KafkaJob:
     label_buffer: int = DEFAULT_MAX_SIZE
     label_ttl: float = DEFAULT_TTL_S
     no_labels: bool = False   # the stream has no labels: predict and watch the inputs only
+    client_config: KafkaClientConfig = KafkaClientConfig()
+    kafka_timeout: float = DEFAULT_KAFKA_TIMEOUT_S
 
     def __post_init__(self) -> None:
         if self.exactly_once and not self.checkpoint_dir:
@@ -44,6 +56,16 @@ class KafkaJob:
             raise ValueError("--labels-topic is at-least-once only (not with --exactly-once)")
         if self.label_buffer < 1 or self.label_ttl <= 0:
             raise ValueError("--label-buffer must be >= 1 and --label-ttl > 0")
+        if self.kafka_timeout <= 0:
+            raise ValueError("--kafka-timeout must be > 0 seconds")
+
+    def kafka_client_config(self) -> dict[str, Any]:
+        """Security settings for a confluent-kafka (librdkafka) client, its own names."""
+        return self.client_config.confluent()
+
+    def kafka_python_config(self) -> dict[str, Any]:
+        """The same settings as kafka-python keyword arguments."""
+        return self.client_config.kafka_python()
 
     @property
     def require_label(self) -> bool:

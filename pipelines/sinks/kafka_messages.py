@@ -11,6 +11,11 @@ import orjson
 from pipelines.host import Prediction
 from pipelines.records import DeadLetter
 
+# A dead letter keeps at most this much of its raw input: enough to see what was wrong, and its
+# message (JSON escaping can double the size) stays far below the broker's default 1 MB limit,
+# so a huge poison input cannot make its own dead letter undeliverable.
+RAW_MAX_BYTES = 64 * 1024
+
 
 def prediction_message(pred: Prediction, model_version: int) -> bytes:
     """A prediction as JSON; ``model_version`` is how many records the model had learned.
@@ -27,17 +32,19 @@ def prediction_message(pred: Prediction, model_version: int) -> bytes:
 
 
 def dead_letter_message(dead: DeadLetter, topic: str) -> bytes:
-    """A dead letter as JSON: the raw input (UTF-8 text when it is text, else base64) and why."""
+    """A dead letter as JSON: the raw input (UTF-8 text when it is text, else base64) and why;
+    a raw input over `RAW_MAX_BYTES` is cut there, with ``raw_bytes`` its full size."""
     doc: dict[str, Any] = {"topic": topic, "partition": dead.partition, "offset": dead.offset,
                            "reason": dead.reason}
     raw = dead.raw
-    if isinstance(raw, bytes | bytearray):
-        try:
-            doc["raw_utf8"] = bytes(raw).decode("utf-8")
-        except UnicodeDecodeError:
-            doc["raw_base64"] = base64.b64encode(raw).decode("ascii")
-    else:
-        doc["raw_utf8"] = json.dumps(raw, default=str)
+    if not isinstance(raw, bytes | bytearray):
+        raw = json.dumps(raw, default=str).encode()
+    if len(raw) > RAW_MAX_BYTES:
+        doc["raw_bytes"], raw = len(raw), raw[:RAW_MAX_BYTES]
+    try:
+        doc["raw_utf8"] = bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        doc["raw_base64"] = base64.b64encode(raw).decode("ascii")
     return json.dumps(doc).encode()
 
 

@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipelines.runners import kafka_io as kio
+from pipelines.runners.kafka_config import KafkaClientConfig
 
 SCHEMA = pa.schema([("partition", pa.int32()), ("offset", pa.int64()),
                     ("timestamp", pa.int64()), ("key", pa.binary()), ("value", pa.binary())])
@@ -25,13 +26,18 @@ STALL_TIMEOUT_S = 60.0
 FLUSH_TIMEOUT_S = 60.0
 
 
-def record_topic(bootstrap: str, topic: str, path: str) -> int:
+def record_topic(bootstrap: str, topic: str, path: str,
+                 config: KafkaClientConfig = kio.NO_CONFIG,
+                 timeout_s: float = kio.CONNECT_TIMEOUT_S) -> int:
     """Write every message of ``topic`` up to the end offsets seen now to Parquet ``path``;
-    return the number of messages."""
+    return the number of messages. ``config``: the cluster's security settings; ``timeout_s``:
+    how long to wait for an unreachable broker first."""
     from kafka import KafkaConsumer, TopicPartition
 
-    tps = [TopicPartition(topic, p) for p in kio.list_partitions(bootstrap, topic)]
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    kio.wait_for_broker(bootstrap, config, timeout_s)
+    tps = [TopicPartition(topic, p) for p in kio.list_partitions(bootstrap, topic, config=config)]
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                             **config.kafka_python())
     rows: dict[str, list] = {name: [] for name in SCHEMA.names}
     total = 0
     try:
@@ -68,21 +74,25 @@ def _flush(writer: pq.ParquetWriter, rows: dict[str, list]) -> int:
     return n
 
 
-def replay_file(bootstrap: str, path: str, topic: str) -> int:
+def replay_file(bootstrap: str, path: str, topic: str,
+                config: KafkaClientConfig = kio.NO_CONFIG,
+                timeout_s: float = kio.CONNECT_TIMEOUT_S) -> int:
     """Produce a recorded file's messages to ``topic`` in (partition, offset) order, each to its
-    recorded partition (created with enough partitions if missing); return the count."""
+    recorded partition (created with enough partitions if missing); return the count.
+    ``config`` and ``timeout_s`` as for `record_topic`."""
     from kafka import KafkaProducer
 
     table = pq.read_table(path, schema=SCHEMA).sort_by([("partition", "ascending"),
                                                         ("offset", "ascending")])
     partitions = int(pc.max(table["partition"]).as_py() or 0) + 1 if len(table) else 1
-    kio.ensure_topics(bootstrap, [topic], partitions)
-    have = len(kio.list_partitions(bootstrap, topic))
+    kio.wait_for_broker(bootstrap, config, timeout_s)
+    kio.ensure_topics(bootstrap, [topic], partitions, config=config)
+    have = len(kio.list_partitions(bootstrap, topic, config=config))
     if have < partitions:
         raise ValueError(f"topic {topic!r} has {have} partitions; the recording needs {partitions}")
     # idempotence keeps each partition's order even if a batch is retried
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20,
-                             enable_idempotence=True)
+                             enable_idempotence=True, **config.kafka_python())
     try:
         futures = [producer.send(topic, key=row["key"], value=row["value"],
                                  partition=row["partition"], timestamp_ms=row["timestamp"])

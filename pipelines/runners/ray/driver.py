@@ -80,9 +80,10 @@ def start_workers(job: KafkaJob, n_actors: int) -> list[tuple[Any, list[int]]]:
     """Create the output topics and one actor per partition group; returns (actor, group)."""
     import ray
 
-    partitions = kio.list_partitions(job.bootstrap, job.topic)
+    partitions = kio.list_partitions(job.bootstrap, job.topic, config=job.client_config)
     kio.ensure_topics(job.bootstrap, [job.output_topic(k) for k in
-                                      ("predictions", "drift", "dead-letter")], len(partitions))
+                                      ("predictions", "drift", "dead-letter")], len(partitions),
+                      config=job.client_config)
     groups = group_partitions(partitions, n_actors)
     cpus = float(ray.cluster_resources().get("CPU", 1.0))
     # An actor mostly waits on its own Python loop; asking for a fraction of a CPU lets more
@@ -208,13 +209,24 @@ def drive(workers: list[tuple[Any, list[int]]], *, until_end: bool = True,
 
 def _status_logger(t0: float, every: float) -> Callable[[int, dict[str, Any]], bool]:
     """An ``on_progress`` for `drive` that logs `status_line` over every worker's latest
-    progress each ``every`` seconds; it never asks to stop."""
+    progress each ``every`` seconds, and one line when the workers lose the broker and one when
+    they have it back; it never asks to stop."""
     latest: dict[int, dict[int, dict[str, float]]] = {}
     logged_at = time.perf_counter()
+    away: set[int] = set()
 
     def on_progress(i: int, progress: dict[str, Any]) -> bool:
         nonlocal logged_at
         latest[i] = progress["status"]
+        if progress.get("kafka_away_seconds") is not None and not away:
+            log.warning("driftflow: Kafka unreachable; the workers wait for it (up to %g s) and "
+                        "go on where they were", kio.OUTAGE_TIMEOUT_S)
+        if progress.get("kafka_away_seconds") is not None:
+            away.add(i)
+        elif i in away:
+            away.discard(i)
+            if not away:
+                log.warning("driftflow: Kafka reachable again; resuming")
         now = time.perf_counter()
         if now - logged_at >= every:
             log.info(status_line({p: s for status in latest.values() for p, s in status.items()},
@@ -249,9 +261,12 @@ def run_ray(job: KafkaJob, *, actors: int = 1, until_end: bool = True,
     local one);
     return (and with ``out_dir`` write) the merged ``metrics.json`` fields. Without
     ``until_end`` it runs until interrupted (Ctrl-C stops the workers with a final checkpoint).
-    Every ``status_seconds`` the driver logs one status line (logger ``driftflow``, INFO)."""
+    Every ``status_seconds`` the driver logs one status line (logger ``driftflow``, INFO).
+    An unreachable broker is waited for up to ``job.kafka_timeout`` seconds first, then
+    `KafkaUnavailable` (one line) is raised; so are refused credentials, at once."""
     import ray
 
+    kio.wait_for_broker(job.bootstrap, job.client_config, job.kafka_timeout)   # before Ray starts
     started_ray = not ray.is_initialized()
     if started_ray and (address or os.environ.get("RAY_ADDRESS")):
         ray.init(address=address)   # a cluster (also what a `ray job submit` entrypoint sees)

@@ -141,7 +141,7 @@ class PartitionWorker:
         job = self.job
         self._io = kio.PartitionIO(
             job.bootstrap, job.topic, self.partitions, job.group,
-            client_id=f"driftflow-{os.getpid()}",
+            client_id=f"driftflow-{os.getpid()}", config=job.client_config,
             # one stable id per partition group: a restarted worker fences its dead incarnation
             transactional_id=(f"driftflow-{job.group}-{job.topic}-"
                               + "-".join(map(str, self.partitions))) if job.exactly_once else None)
@@ -174,6 +174,7 @@ class PartitionWorker:
         if self._rewinds_in_a_row > MAX_REWINDS:
             raise RuntimeError(f"outputs not delivered {self._rewinds_in_a_row} checkpoints in a "
                                f"row; giving up: {reason}") from reason
+        self._io.wait_until_back()   # the new clients' first calls need a broker
         self._io.close(flush_timeout_s=None)
         if self._labels is not None:
             self._labels.close()
@@ -190,10 +191,12 @@ class PartitionWorker:
             doc = pickle.loads(unseal(blob, schema=LABELS_SCHEMA)[1])
             self._orphans, self._label_offsets = doc["orphans"], doc["offsets"]
             self.labels_read, self.labels_invalid = doc["read"], doc["invalid"]
-        partitions = kio.list_partitions(job.bootstrap, job.labels_topic)
+        partitions = kio.list_partitions(job.bootstrap, job.labels_topic,
+                                         config=job.client_config)
         self._labels = kio.PartitionReader(job.bootstrap, job.labels_topic, partitions,
                                            group=f"{job.group}-labels",
-                                           client_id=f"driftflow-labels-{os.getpid()}")
+                                           client_id=f"driftflow-labels-{os.getpid()}",
+                                           config=job.client_config)
         self._label_offsets = self._labels.assign(
             {p: self._label_offsets.get(p) for p in partitions})
         self._label_read = dict(self._label_offsets)   # next offset `_fill_labels` reads
@@ -228,6 +231,8 @@ class PartitionWorker:
                 "first_output_at": self.first_output_at, "checkpoints": self.checkpoints,
                 "next_offsets": {p: s.next_offset for p, s in self._state.items()},
                 "label_offsets": dict(self._label_offsets), "labels_read": self.labels_read,
+                "kafka_away_seconds": (None if self._io.away_since is None
+                                       else time.monotonic() - self._io.away_since),
                 "status": self.status()}
 
     def status(self) -> dict[int, dict[str, float]]:
@@ -336,6 +341,8 @@ class PartitionWorker:
             if deadline is not None and time.monotonic() >= deadline:
                 return False
             batches = self._io.poll(self._poll_size(deadline), POLL_TIMEOUT_MS / 1000)
+            if not batches and self._io.away_since is not None and not self._io.broker_back():
+                continue   # the broker is away: the clients reconnect by themselves
             if self._labels is not None and batches:
                 self._fill_labels(max(_timestamp_ms(m) or 0 for ms in batches.values() for m in ms))
             started, count = time.perf_counter(), 0
@@ -497,6 +504,8 @@ class PartitionWorker:
                 self._orphans.hold_orphan(id, y)
 
     def _maybe_checkpoint(self) -> None:
+        if self._io.away_since is not None:
+            return   # deferred until the broker is back (`_loop` probes it)
         due_time = time.monotonic() - self._last_checkpoint >= self.job.checkpoint_seconds
         if any(s.since_checkpoint >= self.job.checkpoint_every or (due_time and s.since_checkpoint)
                for s in self._state.values()) or (
@@ -506,7 +515,9 @@ class PartitionWorker:
 
     def checkpoint(self, final: bool = False) -> None:
         """Flush sinks, save state, then commit offsets (in that order); with ``exactly_once``
-        the commit is the transaction's, and a new one begins unless this is the ``final``."""
+        the commit is the transaction's, and a new one begins unless this is the ``final``.
+        Waits first for a broker that is away (`kafka_io.OUTAGE_TIMEOUT_S` at most)."""
+        self._io.wait_until_back()
         self._io.flush(FLUSH_TIMEOUT_S)
         offsets = {}
         for p, state in self._state.items():
@@ -532,11 +543,17 @@ class PartitionWorker:
                              seal(body, schema=LABELS_SCHEMA, meta=meta))
             self._labels_since = 0
         if self.job.exactly_once:
-            self._io.commit_transaction(offsets)
+            try:
+                self._io.commit_transaction(offsets)
+            except kio.KafkaError as exc:   # e.g. aborted by the broker during an outage
+                raise kio.OutputsNotDelivered(f"transaction not committed: {exc}") from None
             if not final:
                 self._io.begin()
         elif offsets:
-            self._io.commit(offsets)
+            try:
+                self._io.commit(offsets)
+            except kio.KafkaError as exc:   # the checkpoint holds the offsets: commit next time
+                log.warning("worker %s: offsets not committed to Kafka: %s", self.partitions, exc)
         self._last_checkpoint = time.monotonic()
         self.checkpoints += 1
         self._rewinds_in_a_row = 0
