@@ -111,7 +111,8 @@ class KSWindowBank:
         spread_move = abs(math.log(max(a_sd, 1e-12) / max(b_sd, 1e-12)))
         return {"statistic": round(self.statistic(channel), 4),
                 "direction": "mean" if mean_move >= spread_move else "spread",
-                "before": {"mean": b_mean, "sd": b_sd}, "after": {"mean": a_mean, "sd": a_sd}}
+                "before": {"mean": round(b_mean, 4), "sd": round(b_sd, 4)},
+                "after": {"mean": round(a_mean, 4), "sd": round(a_sd, 4)}}
 
     def to_state(self) -> dict[str, Any]:
         """Settings and learned state as plain numbers and numpy arrays (no pickle needed)."""

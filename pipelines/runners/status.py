@@ -9,6 +9,7 @@ into `status_line` every few seconds.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from pipelines.host import ModelHost
 
@@ -25,11 +26,14 @@ _GAUGES = {
     "experts": "experts in the partition's model",
     "checkpoint_age_seconds": "seconds since the partition's last checkpoint",
 }
+#: Per input feature (tag ``feature``), from the status's ``input_drifts`` mapping.
+_INPUT_DRIFTS = ("input_drifts", "input drifts detected on the feature (InputDriftMonitor)")
 
 
 def partition_status(host: ModelHost, next_offset: int | None, highwater: int | None,
-                     checkpointed_at: float) -> dict[str, float]:
-    """One partition's figures; ``checkpointed_at`` is a ``time.monotonic()`` reading."""
+                     checkpointed_at: float) -> dict[str, Any]:
+    """One partition's figures; ``checkpointed_at`` is a ``time.monotonic()`` reading.
+    ``input_drifts`` maps each feature that drifted to its number of input drifts."""
     return {
         "records_in": host.records,
         "predictions": host.predictions,
@@ -40,13 +44,14 @@ def partition_status(host: ModelHost, next_offset: int | None, highwater: int | 
         "windowed_accuracy": host.metrics.windowed_accuracy,
         "experts": host.model.n_experts,
         "checkpoint_age_seconds": time.monotonic() - checkpointed_at,
+        "input_drifts": dict(host.input_monitor.counts) if host.input_monitor else {},
     }
 
 
 class RayMetrics:
     """Ray metrics for the partitions of one worker, tagged by topic and partition."""
 
-    def __init__(self, topic: str, restored: dict[int, dict[str, float]]) -> None:
+    def __init__(self, topic: str, restored: dict[int, dict[str, Any]]) -> None:
         """``restored``: the partitions' statuses as restored from their checkpoints (counters
         count from there, so a restarted worker does not count its records twice)."""
         from ray.util.metrics import Counter, Gauge
@@ -57,8 +62,12 @@ class RayMetrics:
                           for k, d in _COUNTERS.items()}
         self._gauges = {k: Gauge(f"driftflow_{k}", d, tag_keys=tags) for k, d in _GAUGES.items()}
         self._published = {(p, k): status[k] for p, status in restored.items() for k in _COUNTERS}
+        name, text = _INPUT_DRIFTS
+        self._input_drifts = Counter(f"driftflow_{name}", text, tag_keys=(*tags, "feature"))
+        self._published_inputs = {(p, f): n for p, status in restored.items()
+                                  for f, n in status.get(name, {}).items()}
 
-    def publish(self, statuses: dict[int, dict[str, float]]) -> None:
+    def publish(self, statuses: dict[int, dict[str, Any]]) -> None:
         for partition, status in statuses.items():
             tags = {"topic": self.topic, "partition": str(partition)}
             for name, counter in self._counters.items():
@@ -68,9 +77,14 @@ class RayMetrics:
                     self._published[(partition, name)] = status[name]
             for name, gauge in self._gauges.items():
                 gauge.set(float(status[name]), tags=tags)
+            for feature, n in status.get(_INPUT_DRIFTS[0], {}).items():
+                last = self._published_inputs.get((partition, feature), 0)
+                if n > last:
+                    self._input_drifts.inc(n - last, tags={**tags, "feature": feature})
+                    self._published_inputs[(partition, feature)] = n
 
 
-def status_line(statuses: dict[int, dict[str, float]], seconds: float) -> str:
+def status_line(statuses: dict[int, dict[str, Any]], seconds: float) -> str:
     """One line over every partition: totals, throughput since start and the oldest checkpoint."""
     if not statuses:
         return "driftflow: waiting for workers"
@@ -80,7 +94,9 @@ def status_line(statuses: dict[int, dict[str, float]], seconds: float) -> str:
     accuracy = f"{sum(scored) / len(scored):.3f}" if scored else "-"
     oldest = max(s["checkpoint_age_seconds"] for s in statuses.values())
     rate = total["records_in"] / seconds if seconds > 0 else 0.0
+    inputs = sum(sum(s.get(_INPUT_DRIFTS[0], {}).values()) for s in statuses.values())
     return (f"driftflow: {len(statuses)} partitions, in {total['records_in']:,}, "
             f"predictions {total['predictions']:,}, dead letters {total['dead_letters']:,}, "
             f"lag {total['lag']:,}, accuracy(1k) {accuracy}, drifts {total['drifts']:,}, "
-            f"experts {total['experts']}, checkpoint age {oldest:.1f} s, {rate:,.0f} rec/s")
+            f"input drifts {inputs:,}, experts {total['experts']}, "
+            f"checkpoint age {oldest:.1f} s, {rate:,.0f} rec/s")

@@ -39,59 +39,68 @@ class Source:
 
 
 def open_source(
-    spec: str, *, target: str = DEFAULT_TARGET, limit: int | None = None, seed: int = 0
+    spec: str, *, target: str = DEFAULT_TARGET, limit: int | None = None, seed: int = 0,
+    no_labels: bool = False,
 ) -> Source:
     """Open ``synthetic:NAME`` (NAME in `STREAMS`), ``file:PATH`` or a plain path or URI.
 
     ``limit`` caps the number of items read. For a synthetic stream it is also the stream's
     length, so the drifts are scaled into it; without it the stream has the paper's 1,000,000
     records. ``seed`` seeds synthetic streams and is ignored for files. ``target`` names the
-    label column of a file (see `pipelines.sources.files` for ARFF's default). Raises `SourceError`.
+    label column of a file (see `pipelines.sources.files` for ARFF's default). With ``no_labels``
+    a file needs no label column and one it has is ignored: every record comes with ``y=None``
+    (``driftflow run --no-labels``; a synthetic stream's labels are dropped the same way).
+    Raises `SourceError`.
     """
     if limit is not None and limit < 0:
         raise SourceError(f"limit must be >= 0, got {limit}")
     if spec.startswith(_SYNTHETIC):
-        return _synthetic(spec[len(_SYNTHETIC):], limit, seed)
+        return _synthetic(spec[len(_SYNTHETIC):], limit, seed, no_labels)
     path = spec[len(_FILE):] if spec.startswith(_FILE) and not spec.startswith("file://") else spec
-    return _file(path, target, limit)
+    return _file(path, target, limit, no_labels)
 
 
-def _synthetic(name: str, limit: int | None, seed: int) -> Source:
+def _synthetic(name: str, limit: int | None, seed: int, no_labels: bool) -> Source:
     factory = STREAMS.get(name)
     if factory is None:
         raise SourceError(f"unknown synthetic stream {name!r}; valid: {', '.join(STREAMS)}")
     stream = factory(PAPER_N if limit is None else limit, seed)
 
     def items() -> Iterator[Record | DeadLetter]:
-        return _records(stream)
+        return _records(stream, no_labels)
 
     return Source(f"synthetic:{name}", stream.feature_names, stream.drift_positions, stream.n,
                   items)
 
 
-def _records(stream: SyntheticStream) -> Iterator[Record]:
+def _records(stream: SyntheticStream, no_labels: bool) -> Iterator[Record]:
     for offset, (x, y) in enumerate(stream):
-        yield Record(x=x, y=y, offset=offset)
+        yield Record(x=x, y=None if no_labels else y, offset=offset)
 
 
-def _file(path: str, target: str, limit: int | None) -> Source:
-    table = open_file(path, target)
+def _file(path: str, target: str, limit: int | None, no_labels: bool) -> Source:
+    table = open_file(path, target, require_target=not no_labels)
     validator = RecordValidator(
-        table.features, target=table.target, target_kind=table.columns[table.target]
+        table.features, target=table.target, target_kind=table.columns.get(table.target),
+        require_label=not no_labels,
     )
     if table.n_rows == 0 or (table.n_rows is None and next(table.rows(), None) is None):
         raise SourceError(f"file has no records: {path}")
 
     def items() -> Iterator[Record | DeadLetter]:
-        return itertools.islice(_validated(table, validator), limit)
+        return itertools.islice(_validated(table, validator, no_labels), limit)
 
     n = table.n_rows if limit is None or table.n_rows is None else min(limit, table.n_rows)
     return Source(path, list(table.features), [], n, items)
 
 
-def _validated(table: FileTable, validator: RecordValidator) -> Iterator[Record | DeadLetter]:
+def _validated(table: FileTable, validator: RecordValidator, no_labels: bool
+               ) -> Iterator[Record | DeadLetter]:
     for offset, row in enumerate(table.rows()):
         if isinstance(row, MalformedRow):
             yield DeadLetter(offset=offset, reason=row.reason, raw=row.raw)
+        elif no_labels:   # a label column, if any, is not read
+            x = {k: v for k, v in row.items() if k != table.target}
+            yield validator.validate_parts(x, None, offset, raw=row)
         else:
             yield validator.validate(row, offset)
