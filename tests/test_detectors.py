@@ -52,6 +52,11 @@ DELAY_BOUND: dict[tuple[str, str], int] = {
     ("rbocpd", "bernoulli"): 230,  # [114]
     ("rbocpd-multinomial", "labels"): 180,  # [89]
     ("rbocpd-multinomial", "new-class"): 70,  # [33]
+    ("ks-window", "mean"): 400,  # [200]; tests every 50 records once both windows are full
+    ("ks-window", "variance"): 900,  # [450]
+    ("chi2-window", "labels"): 500,  # [250]
+    ("chi2-window", "new-class"): 200,  # [100]
+    ("correlation-shift", "correlation"): 800,  # [400]
 }
 
 # Streams a detector accepts but is not expected to catch, and why.
@@ -78,6 +83,9 @@ FALSE_ALARM_BOUND: dict[tuple[str, str], int] = {
     ("bocpd-bernoulli", "binary"): 1,  # [0 0 0]
     ("rbocpd", "binary"): 1,  # [0 0 0]; theory: P(ever a false alarm) <= delta = 0.01
     ("rbocpd-multinomial", "categorical"): 1,  # [0 0 0]
+    ("ks-window", "real"): 0,  # [0 0 0]
+    ("chi2-window", "categorical"): 0,  # [0 0 0]
+    ("correlation-shift", "vector"): 0,  # [0 0 0]
     ("none", "binary"): 0,
     ("none", "real"): 0,
     ("none", "categorical"): 0,
@@ -89,6 +97,7 @@ STREAM_KIND = {
     "variance": "real",
     "labels": "categorical",
     "new-class": "categorical",
+    "correlation": "vector",
 }
 
 
@@ -106,6 +115,10 @@ def change_stream(name: str, seed: int) -> tuple:
         xs = np.r_[r.choice(3, CP, p=[0.6, 0.3, 0.1]), r.choice(3, POST, p=[0.2, 0.3, 0.5])]
     elif name == "new-class":  # a fourth class appears with 30 %
         xs = np.r_[r.choice(3, CP, p=[0.6, 0.3, 0.1]), r.choice(4, POST, p=[0.4, 0.2, 0.1, 0.3])]
+    elif name == "correlation":  # 3 independent N(0, 1) features; then corr(x0, x1) = 0.8
+        z = r.normal(size=(CP + POST, 3))
+        z[CP:, 1] = 0.8 * z[CP:, 0] + 0.6 * z[CP:, 1]
+        return tuple(map(tuple, z.tolist()))
     else:
         raise KeyError(name)
     return tuple(xs.tolist())
@@ -118,6 +131,8 @@ def stationary_stream(kind: str, n: int, seed: int = 100) -> tuple:
         return tuple((r.random(n) < 0.1).astype(int).tolist())
     if kind == "real":
         return tuple(r.normal(0, 1, n).tolist())
+    if kind == "vector":
+        return tuple(map(tuple, r.normal(size=(n, 3)).tolist()))
     return tuple(r.choice(["a", "b", "c"], n, p=[0.6, 0.3, 0.1]).tolist())
 
 
@@ -142,7 +157,8 @@ def trace(det, xs) -> list[tuple[bool, bool]]:
 def sample_for(kind: str, n: int = 3000) -> tuple:
     """A drifting stream of the given kind, for state-handling tests."""
     return {"binary": change_stream("bernoulli", 0), "real": change_stream("mean", 0),
-            "categorical": change_stream("labels", 0)}[kind][CP - n // 2: CP + n // 2]
+            "categorical": change_stream("labels", 0),
+            "vector": change_stream("correlation", 0)}[kind][CP - n // 2: CP + n // 2]
 
 
 ALL = sorted(REGISTRY)
@@ -155,12 +171,14 @@ DETECTING = [n for n in ALL if n != "none"]
 def test_registry_names_and_protocol():
     assert set(REGISTRY) == {
         "adwin", "page-hinkley", "kswin", "ddm", "eddm", "hddm-a", "hddm-w", "bocpd-gaussian",
-        "bocpd-bernoulli", "rbocpd", "rbocpd-multinomial", "none",
+        "bocpd-bernoulli", "rbocpd", "rbocpd-multinomial", "ks-window", "chi2-window",
+        "correlation-shift", "none",
     }
     for name, factory in REGISTRY.items():
         det = factory()
         assert isinstance(det, detectors.Detector), name
-        assert det.input_kinds and set(det.input_kinds) <= {"binary", "real", "categorical"}
+        assert det.input_kinds and set(det.input_kinds) <= {"binary", "real", "categorical",
+                                                            "vector"}
         assert det.drift_detected is False and det.warning_detected is False
     with pytest.raises(KeyError, match="unknown detector"):
         detectors.make("nope")
@@ -205,7 +223,8 @@ def test_false_alarms_on_stationary_stream(name, kind):
     assert len(hits) <= FALSE_ALARM_BOUND[(name, kind)], f"{name}: {len(hits)} alarms in {n}"
 
 
-CONSTANT = {"binary": (0, 1), "real": (1.5, 0.0), "categorical": ("a",)}
+CONSTANT = {"binary": (0, 1), "real": (1.5, 0.0), "categorical": ("a",),
+            "vector": ((1.0, 2.0, 3.0),)}
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -286,6 +305,8 @@ BAD = {
              (None, TypeError), ([1.0], TypeError), (1 + 2j, TypeError)],
     "categorical": [(None, ValueError), (math.nan, ValueError), ([1], TypeError),
                     ({"a": 1}, TypeError)],
+    "vector": [((1.0, math.nan, 0.0), ValueError), ((1.0, "a", 2.0), TypeError), ("ab", TypeError),
+               (None, TypeError), (1.5, TypeError), ((1.0,), ValueError)],
 }
 
 
@@ -294,12 +315,13 @@ def test_wrong_values_raise_clear_errors(name):
     det = detectors.make(name)
     kinds = det.input_kinds
     # "binary" is the strictest kind a detector accepts: check the strictest it claims.
-    kind = "categorical" if kinds == ("categorical",) else ("real" if "real" in kinds else "binary")
+    kind = (kinds[0] if kinds in (("categorical",), ("vector",))
+            else ("real" if "real" in kinds else "binary"))
     for value, err in BAD[kind]:
         with pytest.raises(err):
             det.update(value)
     assert det.n_seen == 0
-    if kind != "categorical":
+    if kind in ("real", "binary"):
         for ok in (0, 1, True, False, 0.0, 1.0, np.int64(1), np.float64(0.0), np.bool_(True)):
             det.update(ok)
 
