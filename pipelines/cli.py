@@ -85,12 +85,23 @@ def _run_ray(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_flink(args: argparse.Namespace) -> int:
+    from pipelines.runners.flink import FlinkOptions, run_flink
+
+    options = FlinkOptions(parallelism=args.parallelism, key_by=args.key_by,
+                           from_savepoint=args.from_savepoint, flink_address=args.flink_address)
+    metrics = run_flink(_kafka_job(args), options, until_end=args.until_end, out_dir=args.out)
+    _print_summary(metrics, args.out)
+    return 0
+
+
 # ``--runtime NAME``: the function that runs a ``run`` command there. ``local`` reads synthetic
 # and file sources in this process; the others read ``kafka:TOPIC`` (a `KafkaJob`, see
 # `_kafka_job`). A new runtime is one function and one line here.
 RUNTIMES = {
     "local": _run_local,
     "ray": _run_ray,
+    "flink": _run_flink,
 }
 
 
@@ -243,6 +254,15 @@ def _parser() -> argparse.ArgumentParser:
         "(default %(default)s)"))
     ray.add_argument("--ray-address", default=None,
                      help="existing cluster (default: RAY_ADDRESS, else a new local one)")
+    flink = run.add_argument_group("flink runtime (--runtime flink)")
+    flink.add_argument("--parallelism", type=int, default=1, help="model operator parallelism")
+    flink.add_argument("--key-by", default=None, metavar="FIELD",
+                       help="one model per value of this JSON field (default: per partition)")
+    flink.add_argument("--from-savepoint", default=None, metavar="PATH",
+                       help="start from this savepoint or retained checkpoint")
+    flink.add_argument("--flink-address", default=None, metavar="HOST:PORT",
+                       help="submit to a running Flink cluster's REST endpoint "
+                            "(default: a local mini-cluster)")
     run.set_defaults(handler=_run)
     for words, (_, text) in DELEGATED.items():
         if len(words) == 1:   # listed in --help only; `main` hands them over

@@ -13,7 +13,9 @@ import json
 import os
 import pickle
 import sys
+import tempfile
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,10 +24,11 @@ from pipelines.runners.kafka_job import KafkaJob
 # The sinks' Kafka transactions must outlive a checkpoint interval plus a restart, and stay
 # within the broker's transaction.max.timeout.ms (15 min by default): 10 min.
 TRANSACTION_TIMEOUT_MS = 600_000
-# Records a Python bundle holds: a bundle's end writes the keyed state back (one model
-# snapshot per key), so bundles are made larger than PyFlink's default 1,000; a checkpoint
-# ends the bundle in flight anyway. Measured in bench/FLINK.md.
-BUNDLE_SIZE = 10_000
+# Records a Python bundle holds (PyFlink's default): a bundle's end writes the keyed state back,
+# one model snapshot per key touched (~5 ms on SEA, ~2 % of 1,000 records' model time), and
+# every checkpoint barrier waits for the records in flight to the Python worker, up to a bundle:
+# 10,000 made checkpoints take 5 s and more at ~1 ms a record. Measured in bench/FLINK.md.
+BUNDLE_SIZE = 1_000
 BUNDLE_TIME_MS = 1_000
 # A failed task is restarted this many times, this far apart, before the job fails.
 RESTART_ATTEMPTS = 3
@@ -37,13 +40,13 @@ PACKAGES = ("pipelines", "detectors", "experts", "router")
 @dataclass(frozen=True)
 class FlinkOptions:
     """How the job runs: ``parallelism`` of the model operator; ``key_by`` a JSON field (None:
-    the Kafka partition); ``state_dir`` for checkpoints (kept after the job ends, so a later run
-    can start from one with ``from_savepoint``); ``execution_mode`` PyFlink's ``process`` or
-    ``thread``; ``flink_address`` ``host:port`` of a cluster's REST endpoint."""
+    the Kafka partition); ``from_savepoint`` a savepoint or retained checkpoint to start from
+    (the job's ``checkpoint_dir`` holds its checkpoints, kept after a cancel);
+    ``execution_mode`` PyFlink's ``process`` or ``thread``; ``flink_address`` ``host:port`` of a
+    cluster's REST endpoint."""
 
     parallelism: int = 1
     key_by: str | None = None
-    state_dir: str | None = None
     from_savepoint: str | None = None
     execution_mode: str = "process"
     bundle_size: int = BUNDLE_SIZE
@@ -69,9 +72,9 @@ def _configuration(job: KafkaJob, options: FlinkOptions) -> Any:
         "execution.checkpointing.mode": "EXACTLY_ONCE",
         "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
     }
-    if options.state_dir:
-        settings["execution.checkpointing.dir"] = _uri(options.state_dir)
-        settings["execution.checkpointing.savepoint-dir"] = _uri(options.state_dir) + "/savepoints"
+    if job.checkpoint_dir:
+        settings["execution.checkpointing.dir"] = _uri(job.checkpoint_dir)
+        settings["execution.checkpointing.savepoint-dir"] = _uri(job.checkpoint_dir) + "/savepoints"
     if options.from_savepoint:
         settings["execution.state-recovery.path"] = _uri(options.from_savepoint)
     if options.flink_address:
@@ -138,14 +141,14 @@ class _FieldKey:
         return "" if value is None else str(value)
 
 
-def build_job(job: KafkaJob, options: FlinkOptions, until_end: bool) -> tuple[Any, Any]:
-    """The execution environment with the whole pipeline on it, and the summaries stream."""
+def build_job(job: KafkaJob, options: FlinkOptions, until_end: bool, summary_dir: str) -> Any:
+    """The execution environment with the whole pipeline on it."""
     from pyflink.common import Types
     from pyflink.datastream import StreamExecutionEnvironment
     from pyflink.table import StreamTableEnvironment
 
     from pipelines.runners.flink.operator import (
-        DEAD_LETTERS, DRIFT, FAIL_ONCE_ENV, SUMMARIES, ModelFunction)
+        DEAD_LETTERS, DRIFT, FAIL_ONCE_ENV, ModelFunction)
 
     env = StreamExecutionEnvironment.get_execution_environment(_configuration(job, options))
     env.set_python_executable(sys.executable)
@@ -159,7 +162,7 @@ def build_job(job: KafkaJob, options: FlinkOptions, until_end: bool) -> tuple[An
         keyed = rows.key_by(_FieldKey(options.key_by), key_type=Types.STRING())
     else:
         keyed = rows.key_by(lambda row: row[2], key_type=Types.INT())
-    outputs = (keyed.process(ModelFunction(job, os.environ.get(FAIL_ONCE_ENV)),
+    outputs = (keyed.process(ModelFunction(job, summary_dir, os.environ.get(FAIL_ONCE_ENV)),
                              output_type=Types.STRING())
                .name("driftflow-model").uid("driftflow-model")
                .set_parallelism(options.parallelism))
@@ -167,7 +170,20 @@ def build_job(job: KafkaJob, options: FlinkOptions, until_end: bool) -> tuple[An
                "dead-letter": outputs.get_side_output(DEAD_LETTERS)}
     for kind, stream in streams.items():
         stream.sink_to(_sink(job, kind)).name(f"kafka-{kind}").uid(f"kafka-{kind}")
-    return env, outputs.get_side_output(SUMMARIES)
+    return env
+
+
+def _read_summaries(directory: str) -> list[dict[Any, Any]]:
+    """Every key's end-of-input summary the operator wrote (pickles this job wrote)."""
+    from pyarrow import fs as pafs
+
+    filesystem, path = pafs.FileSystem.from_uri(_uri(directory))
+    infos = filesystem.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+    parts = []
+    for info in sorted(infos, key=lambda i: i.path):
+        with filesystem.open_input_stream(info.path) as stream:
+            parts.append(pickle.loads(stream.read()))
+    return parts
 
 
 def run_flink(job: KafkaJob, options: FlinkOptions = FlinkOptions(), *, until_end: bool = True,
@@ -182,10 +198,11 @@ def run_flink(job: KafkaJob, options: FlinkOptions = FlinkOptions(), *, until_en
     partitions = kafka_io.list_partitions(job.bootstrap, job.topic)
     kafka_io.ensure_topics(job.bootstrap, [job.output_topic(k) for k in OUTPUT_KINDS],
                            len(partitions))
+    summary_dir = (f"{job.checkpoint_dir.rstrip('/')}/summaries-{uuid.uuid4().hex[:12]}"
+                   if job.checkpoint_dir else tempfile.mkdtemp(prefix="driftflow-flink-"))
     t0 = time.perf_counter()
-    env, summaries = build_job(job, options, until_end)
-    with summaries.execute_and_collect(f"driftflow {job.topic}") as results:
-        parts = [pickle.loads(r) if isinstance(r, bytes) else r for r in results]
+    build_job(job, options, until_end, summary_dir).execute(f"driftflow {job.topic}")
+    parts = _read_summaries(summary_dir)
     seconds = time.perf_counter() - t0
     metrics = merge_results(parts, seconds, f"kafka:{job.topic}")
     metrics.update(runtime="flink", parallelism=options.parallelism,

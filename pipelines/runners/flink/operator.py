@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 import time
 import zlib
 from typing import Any, Hashable, Iterator
@@ -25,7 +26,7 @@ from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext
 from pyflink.datastream.state import ValueStateDescriptor
 from pyflink.common import Types
 
-from pipelines.checkpoints.envelope import unseal
+from pipelines.checkpoints import unseal, write_atomic
 from pipelines.checkpoints.partition import PartitionState, load_partition, save_partition
 from pipelines.host import ModelHost, Prediction
 from pipelines.models import make_model
@@ -36,7 +37,6 @@ from pipelines.validation import JsonDecoder
 
 DRIFT = OutputTag("drift", Types.STRING())
 DEAD_LETTERS = OutputTag("dead-letter", Types.STRING())
-SUMMARIES = OutputTag("summary", Types.PICKLED_BYTE_ARRAY())
 # The end of a bounded input: Flink emits the largest watermark, which fires this timer.
 END_OF_INPUT_MS = 2**63 - 2
 # Test-only hook: "N:PATH" makes the operator raise once when a key's model reaches N records
@@ -52,8 +52,9 @@ class LiveState:
     """A key's live `PartitionState`; pickles as its sealed snapshot (`save_partition`)."""
 
     def __init__(self, job: KafkaJob, slot: int, state: PartitionState | None,
-                 blob: bytes | None = None) -> None:
+                 blob: bytes | None = None, restored_at: int | None = None) -> None:
         self.job, self.slot, self.state, self.blob = job, slot, state, blob
+        self.restored_at = restored_at   # the next offset the state was restored at
 
     def __getstate__(self) -> dict[str, Any]:
         blob = save_partition(self.job, self.slot, self.state) if self.state else self.blob
@@ -77,10 +78,12 @@ def model_digest(host: ModelHost) -> str:
 
 class ModelFunction(KeyedProcessFunction):
     """Test-then-train per key; predictions on the main output (JSON text), drift events and
-    dead letters on side outputs, each key's summary on `SUMMARIES` at the end of input."""
+    dead letters on side outputs; at the end of a bounded input each key's summary is written
+    to ``summary_dir`` (a local path or pyarrow.fs URI) for the driver's ``metrics.json``."""
 
-    def __init__(self, job: KafkaJob, fail_once: str | None = None) -> None:
+    def __init__(self, job: KafkaJob, summary_dir: str, fail_once: str | None = None) -> None:
         self.job = job
+        self.summary_dir = summary_dir
         self.fail_once = fail_once
 
     def open(self, runtime_context: RuntimeContext) -> None:
@@ -102,7 +105,8 @@ class ModelFunction(KeyedProcessFunction):
                                                  no_labels=self.job.no_labels),
                                        JsonDecoder(target=self.job.target,
                                                    require_label=self.job.require_label), None)
-            live = self._live[key] = LiveState(self.job, slot, state)
+            live = self._live[key] = LiveState(self.job, slot, state,
+                                               restored_at=state.next_offset)
             ctx.timer_service().register_event_time_timer(END_OF_INPUT_MS)
         self._stored.update(live)
         return live.state
@@ -135,7 +139,10 @@ class ModelFunction(KeyedProcessFunction):
         key = ctx.get_current_key()
         state = self._state_of(key, ctx)
         host = state.host
-        yield SUMMARIES, {key: {
-            "summary": {**host.summary(time.perf_counter() - self._opened),
-                        "model_sha256": model_digest(host)},
-            "metrics": host.metrics, "next_offset": state.next_offset}}
+        doc = {key: {"summary": {**host.summary(time.perf_counter() - self._opened),
+                                 "model_sha256": model_digest(host),
+                                 "restored_at_offset": self._live[key].restored_at},
+                     "metrics": host.metrics, "next_offset": state.next_offset}}
+        name = hashlib.sha256(repr(key).encode()).hexdigest()[:16]
+        write_atomic(f"{self.summary_dir}/key-{name}.pkl", pickle.dumps(doc, protocol=5))
+        return iter(())
