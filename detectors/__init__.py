@@ -26,12 +26,13 @@ registry name          class / factory                 consumes (``input_kinds``
 ``none``               ``NoDrift()``                   anything; never fires
 =====================  ==============================  =======================================
 
-``make(name)`` builds one from the registry. Adding a detector: one module here plus one
-``REGISTRY`` line.
+``make(name)`` builds one from the registry. Adding a detector: one module here, one
+``REGISTRY`` line and one ``EXPECTED`` line (its promised detection delay and false alarms).
 """
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from ._base import Detector, InputKind
 from ._bocpd import BOCPD, BernoulliModel, GaussianModel
@@ -48,6 +49,8 @@ __all__ = [
     "ChiSquareWindow",
     "CorrelationShift",
     "Detector",
+    "EXPECTED",
+    "Expected",
     "GaussianModel",
     "InputKind",
     "KSWindow",
@@ -86,6 +89,40 @@ REGISTRY: dict[str, Callable[[], Detector]] = {
     "chi2-window": ChiSquareWindow,
     "correlation-shift": CorrelationShift,
     "none": NoDrift,
+}
+
+
+@dataclass(frozen=True)
+class Expected:
+    """The detection quality a registered detector promises, checked by the generic suite
+    (``tests/checks.py``, ``check_detector_detection_quality``) on every input kind it consumes:
+    seeds 0-2, 3,000 records with a change at record 2,000 of a size every detector of that kind
+    should see. ``delay``: most records from the change to the first detection (detected on the
+    change's own record = 1); ``false_alarms``: most detections before the change in one run."""
+
+    delay: int
+    false_alarms: int
+
+
+#: Each REGISTRY entry's promise (measured worst case in brackets: delay, false alarms). A new
+#: detector declares its own here, or the generic check fails for it. ``None`` only for ``none``:
+#: the never-fire baseline, whose check is that it never fires.
+EXPECTED: dict[str, Expected | None] = {
+    "adwin": Expected(delay=120, false_alarms=0),                # [80, 0]
+    "page-hinkley": Expected(delay=150, false_alarms=2),         # [100, 1]
+    "kswin": Expected(delay=150, false_alarms=0),                # [98, 0]
+    "ddm": Expected(delay=70, false_alarms=3),                   # [45, 2]
+    "eddm": Expected(delay=80, false_alarms=8),                  # [53, 6]: over-fires at 10 %
+    "hddm-a": Expected(delay=160, false_alarms=0),               # [108, 0]
+    "hddm-w": Expected(delay=100, false_alarms=0),               # [64, 0]
+    "bocpd-gaussian": Expected(delay=10, false_alarms=0),        # [6, 0]
+    "bocpd-bernoulli": Expected(delay=30, false_alarms=0),       # [18, 0]
+    "rbocpd": Expected(delay=115, false_alarms=0),               # [76, 0]
+    "rbocpd-multinomial": Expected(delay=45, false_alarms=0),    # [28, 0]
+    "ks-window": Expected(delay=225, false_alarms=0),            # [150, 0]
+    "chi2-window": Expected(delay=225, false_alarms=0),          # [150, 0]
+    "correlation-shift": Expected(delay=375, false_alarms=0),    # [250, 0]
+    "none": None,
 }
 
 

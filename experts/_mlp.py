@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+from river import base
 
 from ._base import Features, Label
 from ._features import FeatureVectorizer
@@ -17,7 +18,7 @@ def softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-class MLPExpert:
+class MLPExpert(base.Classifier):
     """One-hidden-layer ReLU network with a softmax output, trained one record at a time.
 
     Classes are discovered as they appear (each new class appends an output unit); new features
@@ -27,6 +28,8 @@ class MLPExpert:
     Parameters: ``hidden`` units; ``lr`` learning rate; ``optimizer`` ``"adam"`` or ``"sgd"``;
     ``standardize`` inputs with running mean/variance; ``seed`` for the initial weights.
     """
+
+    _multiclass = True   # River: one softmax output per class seen
 
     def __init__(
         self,
@@ -74,10 +77,6 @@ class MLPExpert:
             return w * g
 
         self._net.train_step(v[None, :], grad)
-
-    def clone(self) -> MLPExpert:
-        """A fresh, unfitted expert with the same settings (and seed)."""
-        return MLPExpert(self.hidden, self.lr, self.optimizer, self.standardize, self.seed)
 
     def memory_bytes(self) -> int:
         """Bytes held by the network, its optimiser state and the input statistics (estimate)."""

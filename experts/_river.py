@@ -6,9 +6,10 @@ from river import base
 from ._base import Features, Label
 
 
-class RiverExpert:
+class RiverExpert(base.Classifier):
     """Wraps any River classifier ``template``: learns on ``template.clone()``, never on the
-    template itself, so ``clone()`` always yields a fresh, unfitted copy with the same settings.
+    template itself, so ``clone()`` (River's) always yields a fresh, unfitted copy with the same
+    settings.
 
     ``memory_bytes()`` uses River's ``_raw_memory_usage`` (a full object walk, about 0.3 ms on a
     3,000-record tree), so it is cached and recomputed only after ``memory_period`` further
@@ -26,6 +27,18 @@ class RiverExpert:
         self._bytes = -1            # cached estimate; -1 = not measured yet
         self._bytes_at = 0          # _n_learned when _bytes was measured
 
+    @classmethod
+    def _unit_test_params(cls):
+        """River's test convention: a Hoeffding tree with the paper's settings."""
+        from experts import PAPER_TREE
+        from experts._vector_nb import VectorNBHoeffdingTree
+
+        yield {"template": VectorNBHoeffdingTree(**PAPER_TREE)}
+
+    @property
+    def _multiclass(self) -> bool:
+        return self.template._multiclass
+
     @property
     def model(self) -> base.Classifier:
         """The River model being trained (read it, do not train it directly)."""
@@ -39,10 +52,6 @@ class RiverExpert:
         """Updates the model with one record of weight ``w``."""
         self._model.learn_one(x, y, w=w)
         self._n_learned += 1
-
-    def clone(self) -> RiverExpert:
-        """A fresh, unfitted expert with the same template and settings."""
-        return RiverExpert(self.template, self.memory_period)
 
     def memory_bytes(self) -> int:
         """Size of the learned model in bytes (refreshed every ``memory_period`` learns)."""

@@ -2,16 +2,15 @@
 classifier face), and the helpers every composition shares."""
 from __future__ import annotations
 
-import pickle
 from typing import Any, ClassVar, Hashable
 
 import numpy as np
 from river import base
 
-from pipelines.checkpoints.envelope import seal, unseal
-from pipelines.models.canonical import canonical_pickle
+from pipelines.checkpoints.arrays import unpack_arrays
+from pipelines.checkpoints.envelope import CheckpointError, seal, unseal
 
-SNAPSHOT_SCHEMA = "driftflow.model/1"
+SNAPSHOT_SCHEMA = "driftflow.model/2"   # 2: named arrays + JSON (1 was a pickle)
 
 Features = dict[str, Any]
 
@@ -65,6 +64,7 @@ class AdaptiveModel(base.Classifier):
     """Base of driftflow's models: event log, snapshot and restore, River's classifier face."""
 
     name: ClassVar[str] = ""
+    _multiclass = True   # River: any number of classes (else River treats a model as binary)
 
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed
@@ -95,17 +95,29 @@ class AdaptiveModel(base.Classifier):
         return self._n_learned
 
     # -- snapshot ------------------------------------------------------------------------------
+    def snapshot_body(self) -> tuple[dict[str, Any], bytes]:
+        """``(envelope meta, body)``: the state as named arrays and a JSON header (see
+        :mod:`pipelines.checkpoints.arrays`). Models on the compiled core provide it."""
+        raise NotImplementedError(f"{self.name} has no array snapshot")
+
     def snapshot(self, key: bytes | str | None = None) -> bytes:
-        """The whole model state in the versioned (and, with a key, signed) envelope."""
-        return seal(canonical_pickle(self), schema=SNAPSHOT_SCHEMA, key=key,
-                    meta={"model": self.name, "records": self._n_learned})
+        """The whole model state in the versioned (and, with a key, signed) envelope: arrays
+        and JSON, never a pickle."""
+        meta, body = self.snapshot_body()
+        return seal(body, schema=SNAPSHOT_SCHEMA, key=key, meta=meta)
 
     @classmethod
     def restore(cls, blob: bytes, key: bytes | str | None = None) -> AdaptiveModel:
         """Rebuild a model from :meth:`snapshot`; refuses an unsigned or altered one when a key
-        is given or configured (the body is only unpickled after the check)."""
+        is given or configured, and anything that is not exactly a model's arrays
+        (CheckpointError). Nothing in the blob is executed: it is parsed as JSON and arrays."""
+        from pipelines.models import MODELS   # the registry imports this module
+
         _, body = unseal(blob, key=key, schema=SNAPSHOT_SCHEMA)
-        model = pickle.loads(body)
-        if not isinstance(model, AdaptiveModel):
-            raise TypeError(f"checkpoint holds a {type(model).__name__}, not an AdaptiveModel")
-        return model
+        meta, arrays = unpack_arrays(body)
+        model_cls = MODELS.get(meta.get("model")) if isinstance(meta.get("model"), str) else None
+        if model_cls is None or not issubclass(model_cls, cls) or not hasattr(
+                model_cls, "_from_snapshot"):
+            raise CheckpointError(f"snapshot holds model {str(meta.get('model'))[:40]!r}, "
+                                  f"not one {cls.__name__}.restore can rebuild")
+        return model_cls._from_snapshot(meta, arrays)

@@ -26,6 +26,12 @@ class DriftMoEData(AdaptiveModel):
 
     name = "driftmoe-data"
 
+    @classmethod
+    def _unit_test_params(cls):
+        """River's test convention: a smaller router stepping every 32 records, so co-training
+        happens within a test's short stream (the paper steps every 256)."""
+        yield {"batch_size": 32, "hidden": (32, 16)}
+
     def __init__(self, n_experts: int = 12, top_k_train: int = 3, temperature: float = 0.8,
                  lr: float = 2e-3, batch_size: int = 256, hidden: tuple[int, ...] = (256, 128),
                  grace_period: int = 50, delta: float = 1e-7, seed: int = 0) -> None:
@@ -51,7 +57,13 @@ class DriftMoEData(AdaptiveModel):
         return cached if cached is not None else self._cache.put(x, self._router.weights(x))
 
     def predict_proba_one(self, x: Features) -> dict[Hashable, float]:
-        return self._experts[int(np.argmax(self._weights(x)))].predict_proba_one(x)
+        """The router's top expert's probabilities; while that expert has learned nothing yet
+        (top-3 training leaves some untrained early on), the next by weight that has."""
+        for i in np.argsort(-self._weights(x), kind="stable"):
+            proba = self._experts[int(i)].predict_proba_one(x)
+            if proba:
+                return proba
+        return {}
 
     def learn_one(self, x: Features, y: Hashable, **kwargs: Any) -> None:
         weights = self._weights(x)
@@ -75,6 +87,11 @@ class DriftMoETask(AdaptiveModel):
     """
 
     name = "driftmoe-task"
+
+    @classmethod
+    def _unit_test_params(cls):
+        """River's test convention: a smaller router, same behaviour, faster tests."""
+        yield {"hidden": (32, 16)}
 
     def __init__(self, temperature: float = 0.8, lr: float = 2e-3,
                  hidden: tuple[int, ...] = (256, 128), grace_period: int = 50,
