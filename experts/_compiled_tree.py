@@ -1,9 +1,10 @@
 """Compiled Hoeffding trees: building, growing and snapshotting a ``TreePool`` (Python side).
 
-The kernels (``tree_predict_proba``, ``tree_learn``, ``tree_reset``, ``tree_predict_learn_many``)
-are in :mod:`experts._compiled_tree_kernels` and re-exported here. A pool holds K trees stacked on
-a leading slot axis; arrays start small and grow by doubling between batches, when a kernel
-returned 1 or the encoder met new classes or nominal values (``ensure_tree_capacity``).
+The kernels (``tree_predict_proba``, ``tree_learn``, ``tree_reset``, ``tree_predict_learn``,
+``tree_predict_learn_many``) are in :mod:`experts._compiled_tree_kernels`, re-exported here. A
+pool holds K trees stacked on a leading slot axis; arrays start small and grow by doubling
+between batches, when a kernel returned 1 or the encoder met new classes or nominal values
+(``ensure_tree_capacity``).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import numpy as np
 from ._compiled_tree_kernels import (
     DELTA, GRACE, LEAF_MC, LEAF_NB, LEAF_NBA, LEAF_PREDICTION, MAX_NODES, MIN_BRANCH_FRAC,
     N_SETTINGS, NB_THRESHOLD, SPLIT_POINTS, TAU, USED_BRANCHES, USED_NODES, USED_ROWS, TreePool,
-    tree_learn, tree_predict_learn_many, tree_predict_proba, tree_reset,
+    tree_learn, tree_predict_learn, tree_predict_learn_many, tree_predict_proba, tree_reset,
 )
 
 LEAF_PREDICTIONS = {"mc": LEAF_MC, "nb": LEAF_NB, "nba": LEAF_NBA}
@@ -38,7 +39,7 @@ _EMPTY = {"node_feature": -1, "node_row": -1, "branch_child": -1}   # fill of un
 __all__ = [
     "TreePool", "new_tree_pool", "grow_tree_pool", "ensure_tree_capacity", "tree_pool_arrays",
     "tree_pool_from_arrays", "tree_predict_proba", "tree_learn", "tree_reset",
-    "tree_predict_learn_many", "LEAF_PREDICTIONS",
+    "tree_predict_learn", "tree_predict_learn_many", "LEAF_PREDICTIONS",
 ]
 
 

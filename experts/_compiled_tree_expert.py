@@ -56,6 +56,7 @@ class CompiledHoeffdingTree(base.Classifier):
         self.nominal_features = nominal_features
         self._encoder = RecordEncoder(nominal_features or ())
         self._pool = self._new_pool()
+        self._pool_version = 0   # encoder version the pool was last sized for
 
     def _new_pool(self) -> TreePool:
         return new_tree_pool(
@@ -86,8 +87,10 @@ class CompiledHoeffdingTree(base.Classifier):
         pool first)."""
         vector = self._encoder.encode(x, learn=True)
         label = self._encoder.encode_label(y, learn=True)
-        self._pool = ensure_tree_capacity(self._pool, self._encoder.n_classes,
-                                          self._encoder.nominal_sizes())
+        if self._encoder.version != self._pool_version:
+            self._pool = ensure_tree_capacity(self._pool, self._encoder.n_classes,
+                                              self._encoder.nominal_sizes())
+            self._pool_version = self._encoder.version
         if tree_learn(self._pool, 0, vector, label, float(w)):
             self._pool = grow_tree_pool(self._pool)
 
@@ -135,4 +138,5 @@ class CompiledHoeffdingTree(base.Classifier):
                 tree._encoder.n_features or pool.node_class_w.shape[2] < tree._encoder.n_classes:
             raise ValueError("compiled tree arrays do not match their encoder")
         tree._pool = pool
+        tree._pool_version = tree._encoder.version
         return tree

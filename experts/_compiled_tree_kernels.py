@@ -20,8 +20,8 @@ and we do alike (moa.classifiers.trees.HoeffdingTree, MOA 2024.07):
 - a missing value (NaN) stops the record at the split node: it predicts that node's class counts
   and is not learned; a nominal value with no branch yet grows a new leaf when learned.
 
-Where we differ, and why: naive Bayes in log space (MOA multiplies and underflows on many
-features), a feature no class has been seen with at a leaf is left out of its naive Bayes (MOA
+Where we differ, and why: the naive-Bayes product is rescaled as it goes (MOA's underflows to
+zero on many features), a feature no class has been seen with at a leaf is left out of its naive Bayes (MOA
 zeroes every class), an all-zero naive Bayes falls back to the class counts, a leaf is never
 deactivated (MOA deactivates it when only the null split is on offer, which a stream whose
 features appear later would regret) and a split whose best merit is -inf is not made. The size
@@ -45,6 +45,9 @@ USED_NODES, USED_ROWS, USED_BRANCHES = 0, 1, 2
 STATUS_OK, STATUS_NEEDS_ROOM = 0, 1
 _AT_LEAF, _MISSING = -2, -1
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
+# a naive-Bayes product is rescaled when its largest vote leaves [_TINY, _HUGE]: far from
+# float64's limits (1e-308, 1e308) even after one more factor (a density can be ~1e100)
+_TINY, _HUGE = 1e-150, 1e150
 
 
 class TreePool(NamedTuple):
@@ -132,22 +135,32 @@ def _first_max(a) -> int:
 
 
 @njit(cache=True, nogil=True)
-def _gauss_log_density(pool, slot, row, c, j, v) -> float:
+def _gauss_density(pool, slot, row, c, j, v) -> float:
+    """MOA's GaussianEstimator.probabilityDensity: 0 with no weight; with no spread, 1 at the
+    mean and 0 elsewhere."""
     w = pool.gauss_w[slot, row, c, j]
     if w <= 0.0:
-        return -np.inf
+        return 0.0
     mean = pool.gauss_mean[slot, row, c, j]
     sd = math.sqrt(pool.gauss_m2[slot, row, c, j] / (w - 1.0)) if w > 1.0 else 0.0
     if sd > 0.0:
         z = (v - mean) / sd
-        return -_LOG_SQRT_2PI - math.log(sd) - 0.5 * z * z
-    return 0.0 if v == mean else -np.inf
+        return math.exp(-0.5 * z * z - _LOG_SQRT_2PI) / sd
+    return 1.0 if v == mean else 0.0
+
+
+@njit(cache=True, nogil=True)
+def _rescale(votes):
+    """Keeps a running naive-Bayes product inside float64's range (ratios unchanged)."""
+    top = votes.max()
+    if 0.0 < top < _TINY or top > _HUGE:
+        votes /= top
 
 
 @njit(cache=True, nogil=True)
 def _nb_proba(pool, slot, node, x, out) -> bool:
-    """Naive Bayes class probabilities at leaf ``node`` into ``out``; False (out untouched
-    meaningfully) when no class has any support."""
+    """Naive Bayes class probabilities at leaf ``node`` into ``out`` (MOA's
+    doNaiveBayesPrediction, normalised); False when every class scores zero."""
     counts = pool.node_class_w[slot, node]
     row = pool.node_row[slot, node]
     n_classes = out.shape[0]
@@ -155,7 +168,7 @@ def _nb_proba(pool, slot, node, x, out) -> bool:
     if total <= 0.0:
         return False
     for c in range(n_classes):
-        out[c] = math.log(counts[c] / total) if counts[c] > 0.0 else -np.inf
+        out[c] = counts[c] / total
     if pool.row_learned[slot, row] > 0.0:
         for f in range(x.shape[0]):
             v = x[f]
@@ -166,41 +179,48 @@ def _nb_proba(pool, slot, node, x, out) -> bool:
                 if pool.gauss_w[slot, row, :, j].sum() <= 0.0:
                     continue
                 for c in range(n_classes):
-                    if out[c] > -np.inf:
-                        out[c] += _gauss_log_density(pool, slot, row, c, j, v)
+                    if out[c] > 0.0:
+                        out[c] *= _gauss_density(pool, slot, row, c, j, v)
             else:
                 k = _value_index(v)
                 if k < 0 or pool.nom_sum[slot, row, :, j].sum() <= 0.0:
                     continue
-                in_range = k < pool.nominal_values[slot, f]
                 at = pool.value_offset[slot, f] + k
+                in_range = k < pool.nominal_values[slot, f]
                 for c in range(n_classes):
-                    n_c = pool.nom_sum[slot, row, c, j]
-                    if out[c] == -np.inf:
-                        continue
-                    if n_c <= 0.0:
-                        out[c] = -np.inf
-                        continue
-                    hits = pool.nom_count[slot, row, c, at] if in_range else 0.0
-                    out[c] += math.log((hits + 1.0) / (n_c + pool.nom_len[slot, row, c, j]))
-    top = out.max()
-    if top == -np.inf:
+                    if out[c] > 0.0:
+                        hits = pool.nom_count[slot, row, c, at] if in_range else 0.0
+                        n_c = pool.nom_sum[slot, row, c, j]
+                        out[c] *= (hits + 1.0) / (n_c + pool.nom_len[slot, row, c, j]) \
+                            if n_c > 0.0 else 0.0
+            _rescale(out)
+    total = out.sum()
+    if not total > 0.0:
         return False
-    for c in range(n_classes):
-        out[c] = math.exp(out[c] - top)
-    out /= out.sum()
+    out /= total
     return True
 
 
 @njit(cache=True, nogil=True)
-def _leaf_proba(pool, slot, node, x, out):
+def _leaf_proba(pool, slot, node, x, out, nb_votes) -> int:
+    """Leaf prediction into ``out``; returns naive Bayes's guess (its class of highest vote,
+    the majority class when naive Bayes has none), which ``_observe`` scores for NBA leaves.
+    ``nb_votes`` is scratch of C floats."""
     counts = pool.node_class_w[slot, node]
     mode = int(pool.settings[slot, LEAF_PREDICTION])
     row = pool.node_row[slot, node]
-    use_nb = (mode == LEAF_NB and counts.sum() >= pool.settings[slot, NB_THRESHOLD]) or (
-        mode == LEAF_NBA and pool.row_mc_correct[slot, row] <= pool.row_nb_correct[slot, row])
-    if not (use_nb and _nb_proba(pool, slot, node, x, out)):
+    if mode == LEAF_MC:
         _normalise(counts, out)
+        return -1
+    nb_ok = _nb_proba(pool, slot, node, x, nb_votes)
+    use_nb = nb_ok and (
+        (mode == LEAF_NB and counts.sum() >= pool.settings[slot, NB_THRESHOLD])
+        or (mode == LEAF_NBA and pool.row_mc_correct[slot, row] <= pool.row_nb_correct[slot, row]))
+    if use_nb:
+        out[:] = nb_votes
+    else:
+        _normalise(counts, out)
+    return _first_max(nb_votes) if nb_ok else _first_max(counts)
 
 
 @njit(cache=True, nogil=True)
@@ -209,22 +229,21 @@ def tree_predict_proba(pool, slot, x, out):
     before anything is learned."""
     node, b = _route(pool, slot, x)
     if b == _AT_LEAF:
-        _leaf_proba(pool, slot, node, x, out)
+        _leaf_proba(pool, slot, node, x, out, np.empty(out.shape[0]))
     else:
         _normalise(pool.node_class_w[slot, node], out)
 
 
 @njit(cache=True, nogil=True)
-def _observe(pool, slot, node, x, y, w):
-    """Folds record (x, y, w) into leaf ``node``: NBA scores, class weights, observers."""
+def _observe(pool, slot, node, x, y, w, nb_guess):
+    """Folds record (x, y, w) into leaf ``node``: NBA scores (``nb_guess``: naive Bayes's
+    class before this record), class weights, observers."""
     row = pool.node_row[slot, node]
     counts = pool.node_class_w[slot, node]
     if int(pool.settings[slot, LEAF_PREDICTION]) == LEAF_NBA:
         if _first_max(counts) == y:
             pool.row_mc_correct[slot, row] += w
-        votes = np.empty(counts.shape[0])
-        guess = _first_max(votes) if _nb_proba(pool, slot, node, x, votes) else _first_max(counts)
-        if guess == y:
+        if nb_guess == y:
             pool.row_nb_correct[slot, row] += w
     counts[y] += w
     pool.row_learned[slot, row] += w
@@ -507,15 +526,8 @@ def _needs_room(pool, slot) -> bool:
 
 
 @njit(cache=True, nogil=True)
-def tree_learn(pool, slot, x, y, w) -> int:
-    """Learns record (x, y, w) into tree ``slot``; returns 1 when Python should grow the pool
-    (``grow_tree_pool``) before the next batch, else 0. A class index outside the pool's
-    classes is not learned (returns 1); weight <= 0 is a no-op, as in MOA."""
-    if y < 0 or y >= pool.node_class_w.shape[2]:
-        return STATUS_NEEDS_ROOM
-    if not (w > 0.0):
-        return STATUS_OK
-    node, b = _route(pool, slot, x)
+def _learn_at(pool, slot, node, b, x, y, w, nb_guess) -> int:
+    """Learns a record that routed to (node, b); see ``tree_learn``."""
     if b == _MISSING:
         return STATUS_OK
     status = STATUS_OK
@@ -523,7 +535,7 @@ def tree_learn(pool, slot, x, y, w) -> int:
         node = _grow_branch(pool, slot, node, b)
         if node < 0:
             return STATUS_NEEDS_ROOM if _needs_room(pool, slot) else STATUS_OK
-    _observe(pool, slot, node, x, y, w)
+    _observe(pool, slot, node, x, y, w, nb_guess)
     row = pool.node_row[slot, node]
     seen = pool.node_class_w[slot, node].sum()
     if seen - pool.row_seen_at_eval[slot, row] >= pool.settings[slot, GRACE]:
@@ -533,6 +545,40 @@ def tree_learn(pool, slot, x, y, w) -> int:
     if _needs_room(pool, slot):
         status = STATUS_NEEDS_ROOM
     return status
+
+
+@njit(cache=True, nogil=True)
+def tree_learn(pool, slot, x, y, w) -> int:
+    """Learns record (x, y, w) into tree ``slot``; returns 1 when Python should grow the pool
+    (``grow_tree_pool``) before the next batch, else 0. A class index outside the pool's
+    classes is not learned (returns 1); weight <= 0 is a no-op, as in MOA."""
+    if y < 0 or y >= pool.node_class_w.shape[2]:
+        return STATUS_NEEDS_ROOM
+    if not (w > 0.0):
+        return STATUS_OK
+    node, b = _route(pool, slot, x)
+    guess = -1
+    if b == _AT_LEAF and int(pool.settings[slot, LEAF_PREDICTION]) == LEAF_NBA:
+        scratch = np.empty(pool.node_class_w.shape[2])
+        guess = _leaf_proba(pool, slot, node, x, scratch, np.empty_like(scratch))
+    return _learn_at(pool, slot, node, b, x, y, w, guess)
+
+
+@njit(cache=True, nogil=True)
+def tree_predict_learn(pool, slot, x, y, w, out) -> int:
+    """``tree_predict_proba`` then ``tree_learn`` of one record, routing and scoring naive
+    Bayes once: the same results as the two calls, about half the work."""
+    node, b = _route(pool, slot, x)
+    guess = -1
+    if b == _AT_LEAF:
+        guess = _leaf_proba(pool, slot, node, x, out, np.empty(out.shape[0]))
+    else:
+        _normalise(pool.node_class_w[slot, node], out)
+    if y < 0 or y >= pool.node_class_w.shape[2]:
+        return STATUS_NEEDS_ROOM
+    if not (w > 0.0):
+        return STATUS_OK
+    return _learn_at(pool, slot, node, b, x, y, w, guess)
 
 
 @njit(cache=True, nogil=True)
@@ -558,6 +604,5 @@ def tree_predict_learn_many(pool, slot, X, y, w, proba) -> int:
     if any learn asked for room (grow the pool before the next batch)."""
     status = STATUS_OK
     for i in range(X.shape[0]):
-        tree_predict_proba(pool, slot, X[i], proba[i])
-        status |= tree_learn(pool, slot, X[i], y[i], w[i])
+        status |= tree_predict_learn(pool, slot, X[i], y[i], w[i], proba[i])
     return status

@@ -29,7 +29,8 @@ def _sort_key(name: Hashable) -> tuple[str, str]:
 class RecordEncoder:
     """Maps River-style records to vectors and labels to indices, growing as new ones appear.
 
-    ``encode(x, learn=True)`` registers new features and nominal values; without ``learn``,
+    ``encode(x, learn=True)`` registers new features and nominal values (``version`` counts
+    registrations, so a caller can tell cheaply whether to grow its pool); without ``learn``,
     unknown features are ignored and an unseen nominal value maps to the next index (one with no
     statistics yet). ``nominal_sizes()`` gives, per position, 0 for numeric or the number of
     values seen: what a compiled tree pool must have room for.
@@ -41,6 +42,7 @@ class RecordEncoder:
         self._values: list[dict[Hashable, int] | None] = []   # None: numeric feature
         self._classes: dict[Hashable, int] = {}
         self.labels: list[Hashable] = []
+        self.version = 0   # bumped whenever a feature, nominal value or label is registered
 
     @property
     def n_features(self) -> int:
@@ -68,23 +70,26 @@ class RecordEncoder:
         for name in sorted(new, key=_sort_key):
             self._position[name] = len(self._values)
             self._values.append({} if self._is_nominal(name, x[name]) else None)
+            self.version += 1
 
     def encode(self, x: dict[Hashable, Any], learn: bool = False) -> np.ndarray:
         """The record as float64[n_features]; NaN where a feature is missing."""
         if learn:
             self._register(x)
-        out = np.full(len(self._values), np.nan)
+        out = [math.nan] * len(self._values)
+        position, kinds = self._position, self._values
         for name, value in x.items():
-            at = self._position.get(name)
+            at = position.get(name)
             if at is None or value is None:
                 continue
-            values = self._values[at]
+            values = kinds[at]
             if values is None:
                 try:
                     number = float(value)
                 except (TypeError, ValueError):
                     continue
-                out[at] = number if math.isfinite(number) else np.nan
+                if math.isfinite(number):
+                    out[at] = number
                 continue
             try:
                 key = _plain(value)
@@ -95,8 +100,9 @@ class RecordEncoder:
                 index = len(values)
                 if learn:
                     values[key] = index
+                    self.version += 1
             out[at] = index
-        return out
+        return np.array(out)
 
     def encode_label(self, y: Hashable, learn: bool = False) -> int:
         """The class index of ``y`` (registered when ``learn``); -1 for an unknown label."""
@@ -105,6 +111,7 @@ class RecordEncoder:
         if index is None and learn:
             index = self._classes[y] = len(self.labels)
             self.labels.append(y)
+            self.version += 1
         return -1 if index is None else index
 
     def to_json(self) -> str:
