@@ -33,6 +33,8 @@ from pathlib import Path
 
 import detectors
 from bench.detector_streams import FAMILIES, STREAMS, Change, change_starts, generate
+from bench.input_drift import BEGIN as INPUT_BEGIN
+from bench.input_drift import END as INPUT_END
 
 __all__ = ["AlwaysFire", "NeverFire", "contenders", "score_run", "run_benchmark", "main"]
 
@@ -401,6 +403,10 @@ def write_report(results: dict, names: Sequence[str], config: dict, machine: dic
         lines += [f"- `{s}`: {STREAMS[s].description}" for s in streams]
         lines += [""] + _family_table(family, names, r_by_key) + [""]
     lines += _reading(r_by_key, names, config["window"])
+    old = md_path.read_text(encoding="utf-8") if md_path.exists() else ""
+    if INPUT_BEGIN in old and INPUT_END in old:   # bench/input_drift.py's section stays
+        start = old.index(INPUT_BEGIN)
+        lines += ["", old[start:old.index(INPUT_END, start) + len(INPUT_END)]]
     md_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
