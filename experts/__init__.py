@@ -10,7 +10,7 @@ from typing import Any
 
 from river import tree
 
-from ._base import Expert, Features, Label
+from ._base import Expert, Features, Label, top_class
 from ._compiled_tree_expert import CompiledHoeffdingTree
 from ._features import FeatureVectorizer
 from ._mlp import MLPExpert
@@ -75,4 +75,5 @@ __all__ = [
     "RiverExpert",
     "VectorNBHoeffdingTree",
     "PAPER_TREE",
+    "top_class",
 ]

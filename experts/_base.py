@@ -7,6 +7,12 @@ Features = dict[str, Any]   # feature name -> float (numeric) or str (nominal)
 Label = Hashable
 
 
+def top_class(proba: dict[Label, float]) -> Label | None:
+    """The most probable class of a ``predict_proba_one`` result (the first on ties, in the
+    dict's order); None for ``{}`` (nothing learned yet)."""
+    return max(proba, key=proba.__getitem__) if proba else None
+
+
 @runtime_checkable
 class Expert(Protocol):
     """An online classifier shaped like River's: ``learn_one`` then ``predict_proba_one``.

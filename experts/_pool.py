@@ -6,11 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ._base import Expert, Features, Label
-
-
-def _top_class(proba: dict[Label, float]) -> Label | None:
-    return max(proba, key=proba.__getitem__) if proba else None
+from ._base import Expert, Features, Label, top_class
 
 
 class ExpertPool:
@@ -133,7 +129,7 @@ class ExpertPool:
             raise ValueError(f"{len(outputs)} outputs for {len(self._experts)} experts")
         asked = np.fromiter((o is not None for o in outputs), dtype=bool, count=len(outputs))
         correct = np.fromiter(
-            ((_top_class(o) if isinstance(o, dict) else o) == y and o is not None
+            ((top_class(o) if isinstance(o, dict) else o) == y and o is not None
              for o in outputs), dtype=float, count=len(outputs))
         decay = np.where(asked, self._decay, 1.0)
         self._hits *= decay

@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Hashable
 
+from experts import top_class
 from pipelines.evaluate import PrequentialMetrics
 from pipelines.labels import Joined, LabelJoiner
 from pipelines.models import AdaptiveModel
@@ -70,7 +71,7 @@ class ModelHost:
         try:
             check_features(item.x)
             proba = self.model.predict_proba_one(item.x)
-            y_pred = max(proba, key=proba.__getitem__) if proba else None
+            y_pred = top_class(proba)
             label, waiting = item.y, False
             if label is None and self.joiner is not None and item.id is not None:
                 joined = self.joiner.add_record(item.id, item.x, y_pred, item.offset,

@@ -1,7 +1,7 @@
 """Records and dead letters: what flows along driftflow's one data path."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Hashable
 
 
@@ -28,4 +28,3 @@ class DeadLetter:
     reason: str
     raw: Any = None
     partition: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)

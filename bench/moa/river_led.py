@@ -19,7 +19,7 @@ def main(n: int = 200_000, centre: int = 100_000, block: int = 10_000) -> None:
     for t in range(1, n + 1):
         x, y = next(records)
         proba = tree.predict_proba_one(x)
-        hit = bool(proba) and max(proba, key=proba.__getitem__) == y
+        hit = experts.top_class(proba) == y
         correct += hit
         in_block += hit
         tree.learn_one(x, y)

@@ -7,16 +7,13 @@ from typing import Any, ClassVar, Hashable
 import numpy as np
 from river import base
 
+from experts import top_class as _argmax   # the one argmax over a class dict
 from pipelines.checkpoints.arrays import unpack_arrays
 from pipelines.checkpoints.envelope import CheckpointError, seal, unseal
 
 SNAPSHOT_SCHEMA = "driftflow.model/2"   # 2: named arrays + JSON (1 was a pickle)
 
 Features = dict[str, Any]
-
-
-def _argmax(proba: dict[Hashable, float]) -> Hashable | None:
-    return max(proba, key=proba.__getitem__) if proba else None
 
 
 def correctness_mask(probas: list[dict[Hashable, float] | None], y: Hashable) -> np.ndarray:
