@@ -7,14 +7,12 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import settings
 
+from tests.support import in_ci, unavailable
+
 # Shared, noisy 2-core machines: a property example that takes longer than hypothesis's 200 ms
 # default deadline is load, not a failure; the properties are about behaviour, not speed.
 settings.register_profile("driftflow", deadline=None)
 settings.load_profile("driftflow")
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 @pytest.fixture(scope="session")
@@ -44,9 +42,7 @@ def kafka_broker() -> Iterator[str]:
                                      controller_port=infra_kafka.free_port())
     except Exception as exc:  # noqa: BLE001 - any failure to start decides fail vs skip
         msg = f"could not start the Kafka broker: {exc}"
-        if _in_ci():
-            pytest.fail(f"{msg}\n{infra_kafka.log_tail()}", pytrace=False)
-        pytest.skip(msg)
+        unavailable(f"{msg}\n{infra_kafka.log_tail()}" if in_ci() else msg)
     try:
         yield info.bootstrap
     finally:
@@ -100,7 +96,7 @@ def private_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateB
     try:
         broker.start()
     except Exception as exc:  # noqa: BLE001 - any failure to start decides fail vs skip
-        (pytest.fail if _in_ci() else pytest.skip)(f"could not start a private broker: {exc}")
+        unavailable(f"could not start a private broker: {exc}")
     try:
         yield broker
     finally:

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from infra import kafka as infra_kafka
+from tests.support import unavailable
 from pipelines.host import ModelHost, Prediction
 from pipelines.models import make_model
 from pipelines.records import DeadLetter
@@ -42,10 +43,6 @@ POISON = [                        # (message value, the reason's start)
 ]
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
 @pytest.fixture(scope="module")
 def connector() -> None:
     """PyFlink and the connector jar, or fail (CI) / skip (elsewhere)."""
@@ -55,9 +52,7 @@ def connector() -> None:
         from infra.flink import ensure_connector
         ensure_connector()
     except Exception as exc:  # noqa: BLE001 - any reason decides fail vs skip
-        if _in_ci():
-            pytest.fail(f"Flink or its Kafka connector is missing: {exc}", pytrace=False)
-        pytest.skip(f"Flink or its Kafka connector is missing: {exc}")
+        unavailable(f"Flink or its Kafka connector is missing: {exc}")
 
 
 def _produce(bootstrap: str, topic: str) -> list[str]:

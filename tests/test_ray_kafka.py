@@ -8,7 +8,6 @@ import logging
 import pickle
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from typing import Any
 import pytest
 
 from infra import kafka as infra_kafka
+from tests.support import unavailable
 from pipelines.runners import kafka_io as kio
 from pipelines.checkpoints.partition import load_partition
 from pipelines.runners.kafka_job import KafkaJob
@@ -44,10 +44,6 @@ HEAD_STOP_S = 30.0
 BAD_LINES = ["k-bad|{not json", 'k-bad|[1, 2, 3]', 'k-bad|{"id": "b3", "x": {"0": 1.0}}']
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
 @pytest.fixture(scope="module")
 def ray_local() -> Iterator[int]:
     """A small real local Ray instance for this module (2 CPUs, no dashboard); yields the port
@@ -55,23 +51,15 @@ def ray_local() -> Iterator[int]:
     try:
         import ray
 
-        metrics_port = _free_port()
+        metrics_port = infra_kafka.free_port()
         # workers inherit OPENBLAS_NUM_THREADS=1 (set by `import pipelines`) from this process
         init_local_ray(num_cpus=2, log_to_driver=False, _metrics_export_port=metrics_port)
     except Exception as exc:  # noqa: BLE001 - any failure to start decides fail vs skip
-        if _in_ci():
-            pytest.fail(f"could not start Ray: {exc}", pytrace=False)
-        pytest.skip(f"could not start Ray: {exc}")
+        unavailable(f"could not start Ray: {exc}")
     try:
         yield metrics_port
     finally:
         ray.shutdown()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _scrape(port: int, metric: str, topic: str, deadline_s: float) -> dict[str, float]:
@@ -187,7 +175,7 @@ def test_submit_runs_the_job_on_a_token_protected_cluster(kafka_broker: str, tmp
     try:
         proc, address, env, gcs = _start_head(tmp_path)
     except OSError as exc:
-        (pytest.fail if _in_ci() else pytest.skip)(f"could not start a Ray head: {exc}")
+        unavailable(f"could not start a Ray head: {exc}")
     ray_cli = os.path.join(os.path.dirname(sys.executable), "ray")
     try:
         deadline = time.monotonic() + HEAD_START_S
@@ -195,7 +183,7 @@ def test_submit_runs_the_job_on_a_token_protected_cluster(kafka_broker: str, tmp
                              capture_output=True, timeout=HEAD_START_S).returncode != 0:
             if proc.poll() is not None or time.monotonic() > deadline:
                 msg = f"Ray head did not serve jobs:\n{(tmp_path / 'head.log').read_text()[-3000:]}"
-                (pytest.fail if _in_ci() else pytest.skip)(msg)
+                unavailable(msg)
             time.sleep(1.0)
         wrong = {**env, "RAY_AUTH_TOKEN": "0" * 64}
         refused = subprocess.run([ray_cli, "job", "list", "--address", address], env=wrong,
