@@ -52,7 +52,7 @@ def ray_local() -> Iterator[int]:
         import ray
 
         metrics_port = infra_kafka.free_port()
-        # workers inherit OPENBLAS_NUM_THREADS=1 (set by `import pipelines`) from this process
+        # each worker limits BLAS to one thread when it imports `pipelines` (pipelines.blas)
         init_local_ray(num_cpus=2, log_to_driver=False, _metrics_export_port=metrics_port)
     except Exception as exc:  # noqa: BLE001 - any failure to start decides fail vs skip
         unavailable(f"could not start Ray: {exc}")
