@@ -172,6 +172,11 @@ class CorrelationShift(DetectorMixin):
             self._restart()
 
     @property
+    def n_features(self) -> int:
+        """The vector length it watches (0 before the first record)."""
+        return self._d
+
+    @property
     def statistic(self) -> float:
         """Largest |z| over the pairs at the last test."""
         return self._stat

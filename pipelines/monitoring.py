@@ -131,7 +131,7 @@ class InputDriftMonitor:
         det, k = self._correlation, min(self.correlated, len(self._numeric))
         if det is None or k < 2 or not self._present[:k].all():
             return []
-        if det._d and det._d != k:   # a numeric feature joined the first k: start again
+        if det.n_features and det.n_features != k:   # a numeric feature joined the first k: start again
             det.reset()
         det.update(self._values[:k])
         if not det.drift_detected:
