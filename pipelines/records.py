@@ -8,13 +8,12 @@ from typing import Any, Hashable
 @dataclass(frozen=True, slots=True)
 class Record:
     """One input record. ``offset`` is its position in its source (0-based, per partition);
-    ``y`` is ``None`` when the label is not (yet) known; ``ts`` is epoch seconds or None."""
+    ``y`` is ``None`` when the label is not (yet) known."""
 
     x: dict[str, Any]
     y: Hashable | None = None
     id: Hashable | None = None
     key: Hashable | None = None
-    ts: float | None = None
     offset: int = 0
     partition: int = 0
 

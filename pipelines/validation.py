@@ -68,14 +68,13 @@ class RecordValidator:
         partition: int = 0,
         id: Hashable | None = None,
         key: Hashable | None = None,
-        ts: float | None = None,
     ) -> Record | DeadLetter:
         """Turn a flat row (features plus the target column) into a record, or a dead letter
         saying what is wrong with it."""
         y = row.get(self.target)
         x = {k: v for k, v in row.items() if k != self.target}
         return self.validate_parts(
-            x, y, offset, partition=partition, id=id, key=key, ts=ts, raw=row
+            x, y, offset, partition=partition, id=id, key=key, raw=row
         )
 
     def validate_parts(
@@ -87,7 +86,6 @@ class RecordValidator:
         partition: int = 0,
         id: Hashable | None = None,
         key: Hashable | None = None,
-        ts: float | None = None,
         raw: Any = None,
     ) -> Record | DeadLetter:
         """Like `validate` with features and label already separated."""
@@ -97,7 +95,7 @@ class RecordValidator:
             label = self._label(y)
         except _Invalid as bad:
             return DeadLetter(offset=offset, reason=str(bad), raw=raw, partition=partition)
-        return Record(x=clean, y=label, id=id, key=key, ts=ts, offset=offset, partition=partition)
+        return Record(x=clean, y=label, id=id, key=key, offset=offset, partition=partition)
 
     def _features(self, x: Mapping[str, Any]) -> dict[str, float | str]:
         clean: dict[str, float | str] = {}
@@ -209,7 +207,6 @@ def decode_json(
     validator: RecordValidator | None = None,
     require_label: bool = True,
     key: Hashable | None = None,
-    ts: float | None = None,
 ) -> Record | DeadLetter:
     """Decode one Kafka message: ``{"id": ..., "x": {...}, "y": ...}`` or a flat object holding
     the features, the ``target`` field and optionally ``id``. Never raises: anything unusable
@@ -235,7 +232,7 @@ def decode_json(
     if validator is None:
         validator = RecordValidator.infer(x, target=target, require_label=require_label)
     return validator.validate_parts(
-        x, y, offset, partition=partition, id=record_id, key=key, ts=ts, raw=value
+        x, y, offset, partition=partition, id=record_id, key=key, raw=value
     )
 
 
@@ -261,12 +258,11 @@ class JsonDecoder:
         partition: int = 0,
         *,
         key: Hashable | None = None,
-        ts: float | None = None,
     ) -> Record | DeadLetter:
         """Decode one message (see `decode_json`)."""
         item = decode_json(
             value, offset, partition, self.target, validator=self._validator,
-            require_label=self.require_label, key=key, ts=ts,
+            require_label=self.require_label, key=key,
         )
         if self._validator is None and isinstance(item, Record):
             self._validator = RecordValidator.infer(

@@ -112,11 +112,10 @@ class ModelFunction(KeyedProcessFunction):
         return live.state
 
     def process_element(self, row: Any, ctx: KeyedProcessFunction.Context) -> Iterator[Any]:
-        key_raw, value, partition, offset, ts = row[0], row[1], row[2], row[3], row[4]
+        key_raw, value, partition, offset = row[0], row[1], row[2], row[3]
         state = self._state_of(ctx.get_current_key(), ctx)
         item = state.decoder(value if value is not None else b"", offset, partition,
-                             key=formats.key_text(key_raw),
-                             ts=ts.to_epoch_milli() / 1000 if ts is not None else None)
+                             key=formats.key_text(key_raw))
         result = state.host.process(item)
         state.next_offset = offset + 1
         if isinstance(result, Prediction):

@@ -221,9 +221,6 @@ class PartitionWorker:
                                None)
 
     # -- small remote-callable helpers ------------------------------------------------------------
-    def pid(self) -> int:
-        return os.getpid()
-
     def progress(self) -> dict[str, Any]:
         """Where each partition is (next offset), checkpoints taken, start and first-output times
         (epoch seconds) of this incarnation of the worker."""
@@ -373,8 +370,7 @@ class PartitionWorker:
         send = self._io.send
         for m in messages:
             offset, timestamp = m.offset(), _timestamp_ms(m)
-            item = state.decoder(m.value(), offset, partition, key=formats.key_text(m.key()),
-                                 ts=timestamp / 1000 if timestamp is not None else None)
+            item = state.decoder(m.value(), offset, partition, key=formats.key_text(m.key()))
             if (self._orphans is not None and isinstance(item, Record) and item.y is None
                     and item.id is not None):
                 y = self._orphans.take_orphan(item.id)   # its label came first
