@@ -21,6 +21,7 @@ Every predicted record's features, labelled or not, also feed the `InputDriftMon
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Hashable
 
@@ -93,6 +94,49 @@ class ModelHost:
         return Prediction(item.offset, item.partition, item.id, item.key, y_pred,
                           float(proba.get(y_pred, 0.0)) if proba else 0.0, item.y)
 
+    def process_many(self, items: Sequence[Record | DeadLetter]) -> list[Prediction | DeadLetter]:
+        """``process`` over ``items`` in order, with each run of labelled, valid records learned
+        through the model's compiled batch path (``learn_predict_scored``): the same
+        predictions, events and counts as record by record; dead letters decided per record."""
+        batch = getattr(self.model, "learn_predict_scored", None)
+        out: list[Prediction | DeadLetter] = []
+        run: list[Record] = []
+        for item in items:
+            if batch is not None and isinstance(item, Record) and item.y is not None:
+                try:
+                    check_features(item.x)
+                    check_label(item.y)
+                    run.append(item)
+                    continue
+                except InputError:
+                    pass   # process() below makes it a dead letter with the reason
+            out += self._learn_run(batch, run)
+            out.append(self.process(item))
+        return out + self._learn_run(batch, run)
+
+    def _learn_run(self, batch: Any, run: list[Record]) -> list[Prediction]:
+        """Test-then-train ``run`` (labelled, valid records) in one call of the batch path; each
+        model event goes to the record that caused it. Empties ``run``."""
+        if not run:
+            return []
+        first = self.model.n_learned
+        predictions, confidences = batch([r.x for r in run], [r.y for r in run])
+        events: dict[int, list[dict[str, Any]]] = {}
+        for event in self.model.events():
+            events.setdefault(event["position"] - first, []).append(event)
+        out = []
+        for k, (item, y_pred) in enumerate(zip(run, predictions)):
+            self.records += 1
+            self.metrics.update(item.y, y_pred)
+            for event in events.get(k, ()):
+                self._add_event(event, item.offset, item.partition)
+            if self.input_monitor is not None:
+                self._watch_inputs(item)
+            out.append(Prediction(item.offset, item.partition, item.id, item.key, y_pred,
+                                  float(confidences[k]), item.y))
+        run.clear()
+        return out
+
     def apply_label(self, id: Hashable, y: Hashable) -> Joined | DeadLetter | None:
         """A late label: learn its waiting record (the `Joined`, or a `DeadLetter` to send when
         the model cannot use the label), else None: the joiner keeps it as an orphan. Needs a
@@ -126,10 +170,13 @@ class ModelHost:
 
     def _collect_events(self, offset: int, partition: int) -> None:
         for event in self.model.events():
-            event = {**event, "offset": offset, "partition": partition}
-            if event["kind"] == "drift":
-                self.drift_positions.append(offset)
-            self._events.append(event)
+            self._add_event(event, offset, partition)
+
+    def _add_event(self, event: dict[str, Any], offset: int, partition: int) -> None:
+        event = {**event, "offset": offset, "partition": partition}
+        if event["kind"] == "drift":
+            self.drift_positions.append(offset)
+        self._events.append(event)
 
     def _watch_inputs(self, item: Record) -> None:
         """Feed the record's features to the input-drift monitor; keep its events, with the

@@ -39,7 +39,6 @@ RIVER_KNOWN_FAILURES = {
     # order start the MLP from permuted weights (the fix, sorted allotment, changes every MLP's
     # predictions and lands with the compiled core's input layer)
     ("expert:mlp", "check_shuffle_features_no_impact"): "input slots in first-seen order",
-    ("model:adaptive", "check_shuffle_features_no_impact"): "MLP experts and router: see mlp",
     ("model:driftmoe-task", "check_shuffle_features_no_impact"): "MLP router: see mlp",
     ("model:driftmoe-data", "check_shuffle_features_no_impact"): "MLP router: see mlp",
     # the top-k mixture is router weight x recent accuracy; right after the first record every

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipelines.models.adaptive import Adaptive
+from pipelines.models.compiled.adaptive import Adaptive
 from pipelines.models.base import SNAPSHOT_SCHEMA, AdaptiveModel, correctness_mask
 from pipelines.models.driftmoe import DriftMoEData, DriftMoETask
 

@@ -1,0 +1,153 @@
+"""Snapshots of a compiled model as named arrays plus a JSON header (settings, encoder), inside
+the signed envelope: no pickle, so a blob from anywhere cannot run code on restore, and a River or
+numpy upgrade cannot break an old checkpoint.
+
+Restore builds a fresh model from the header's settings, then takes the arrays only when their
+names, dtypes and shapes are exactly those a model with the stored capacities has, and the index
+arrays the kernels read without bounds checks are in range; anything else is a CheckpointError.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from detectors._compiled import new_adwin_stack, new_rbocpd
+from experts._compiled_inputs import new_inputs
+from experts._compiled_mlp import new_mlp_stack
+from experts._compiled_pool import N_ARCHIVE, N_CLASSES, N_POS, N_RECENT, new_pool_arrays
+from experts._compiled_tree import tree_pool_from_arrays
+from experts._encoding import RecordEncoder
+from pipelines.checkpoints.arrays import pack_arrays
+from pipelines.checkpoints.envelope import CheckpointError
+from router._compiled import new_router
+
+# the model attributes a snapshot holds, in order; each a NamedTuple of arrays or an array
+PARTS = ("inputs", "mlp", "trees", "router", "err_det", "label_det", "adwin", "pool", "rng")
+
+
+def state_arrays(model: Any) -> dict[str, np.ndarray]:
+    """``part.field -> array`` for every part of ``model`` (views, not copies)."""
+    out: dict[str, np.ndarray] = {}
+    for part in PARTS:
+        value = getattr(model, part)
+        if isinstance(value, tuple):
+            out.update({f"{part}.{name}": a for name, a in value._asdict().items()})
+        else:
+            out[part] = value
+    return out
+
+
+class ArraySnapshots:
+    """``snapshot`` / ``_from_snapshot`` for a model holding the :data:`PARTS` and an
+    ``_encoder``; the model class provides ``_get_params`` (River) and ``_new_scratch``."""
+
+    def snapshot_body(self) -> tuple[dict[str, Any], bytes]:
+        """The envelope's meta and the body (header + arrays) of this model's snapshot."""
+        meta = {"model": self.name, "settings": self._get_params(),
+                "encoder": self._encoder.to_json()}
+        return ({"model": self.name, "records": self.n_learned},
+                pack_arrays(meta, state_arrays(self)))
+
+    @classmethod
+    def _from_snapshot(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Any:
+        try:
+            model = cls(**meta["settings"])
+            encoder = RecordEncoder.from_json(meta["encoder"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"snapshot settings or encoder refused: {exc}") from None
+        fresh = state_arrays(model)
+        if set(arrays) != set(fresh):
+            odd = sorted(set(arrays) ^ set(fresh))[:5]
+            raise CheckpointError(f"snapshot arrays are not this model's (differ in {odd})")
+        for name, a in arrays.items():
+            if a.dtype != fresh[name].dtype or a.ndim != fresh[name].ndim:
+                raise CheckpointError(f"snapshot array {name!r} is {a.dtype}[{a.ndim}d], "
+                                      f"expected {fresh[name].dtype}[{fresh[name].ndim}d]")
+        try:
+            trees = tree_pool_from_arrays({k[6:]: a for k, a in arrays.items()
+                                           if k.startswith("trees.")})
+        except ValueError as exc:
+            raise CheckpointError(f"snapshot trees refused: {exc}") from None
+        for part in PARTS:
+            if part == "trees":
+                model.trees = trees
+            elif part == "rng":
+                model.rng = arrays["rng"]
+            else:
+                template = getattr(model, part)
+                setattr(model, part, type(template)(
+                    *(arrays[f"{part}.{name}"] for name in template._fields)))
+        model._encoder = encoder
+        _check_shapes(model)
+        _check_ranges(model)
+        model._scratch = model._new_scratch()
+        return model
+
+
+def _check_shapes(model: Any) -> None:
+    """Every array shaped as a model with the snapshot's capacities has it."""
+    n_slots = model.pool.kind.shape[0]
+    n_features, n_values = model.inputs.slot_of.shape
+    n_inputs = model.inputs.count.shape[0]
+    n_classes = model.mlp.w2.shape[2]
+    hidden = model.mlp.w1.shape[2]
+    template = {
+        "inputs": new_inputs(n_features, n_values, n_inputs),
+        "mlp": new_mlp_stack(n_slots, n_inputs, hidden, n_classes),
+        "router": new_router(n_inputs, model.router_hidden, n_slots, model.router_batch_size,
+                             np.zeros(1, np.uint64)),
+        "err_det": new_rbocpd(2), "label_det": new_rbocpd(n_classes),
+        "adwin": new_adwin_stack(n_slots),
+        "pool": new_pool_arrays(n_slots, model.revival_window, n_features),
+    }
+    for part, fresh in template.items():
+        for name, want, got in zip(fresh._fields, fresh, getattr(model, part)):
+            if want.shape != got.shape:
+                raise CheckpointError(f"snapshot array {part}.{name} has shape {got.shape}, "
+                                      f"expected {want.shape}")
+    trees = model.trees
+    if (trees.settings.shape[0], trees.node_class_w.shape[2], trees.nominal_values.shape[1]) != (
+            n_slots, n_classes, n_features) or model.rng.shape != (1,):
+        raise CheckpointError("snapshot trees or RNG do not match the model's capacities")
+
+
+def _within(name: str, a: np.ndarray, low: int, high: int) -> None:
+    if a.size and (a.min() < low or a.max() > high):
+        raise CheckpointError(f"snapshot array {name} has values outside [{low}, {high}]")
+
+
+def _check_ranges(model: Any) -> None:
+    """The indices the kernels follow without bounds checks point inside their arrays."""
+    pool, inputs = model.pool, model.inputs
+    n_slots, n_inputs = pool.kind.shape[0], inputs.count.shape[0]
+    n_classes, window = model.mlp.w2.shape[2], pool.recent_y.shape[0]
+    _within("inputs.used", inputs.used, 0, n_inputs)
+    _within("inputs.slot_of", inputs.slot_of, -1, int(inputs.used[0]) - 1)
+    _within("inputs.nominal", inputs.nominal, 0, 1)
+    if not np.array_equal(inputs.nominal, (model.trees.nominal_values[0] > 0).astype(np.int64)):
+        raise CheckpointError("snapshot inputs and trees disagree on which features are nominal")
+    _within("mlp.known", model.mlp.known, 0, 1)
+    _within("router.ints", model.router.ints[:1], 0, model.router_batch_size - 1)
+    for part in ("err_det", "label_det"):
+        det = getattr(model, part)
+        _within(f"{part}.ints", det.ints[:1], 0, det.totals.shape[0])
+        _within(f"{part}.ints", det.ints[2:3], 0, det.counts.shape[1])
+    _within("adwin.rows", model.adwin.rows, 1, model.adwin.bucket_count.shape[1])
+    _within("adwin.bucket_count", model.adwin.bucket_count, 0,
+            model.adwin.bucket_total.shape[2])
+    _within("pool.kind", pool.kind, -1, 1)
+    _within("pool.n_pos", pool.ints[N_POS:N_POS + 1], 1, n_slots)
+    _within("pool.n_archive", pool.ints[N_ARCHIVE:N_ARCHIVE + 1], 0, n_slots)
+    _within("pool.n_classes", pool.ints[N_CLASSES:N_CLASSES + 1], 0, n_classes)
+    _within("pool.n_recent", pool.ints[N_RECENT:N_RECENT + 1], 0, window)
+    _within("pool.ints", pool.ints, -(2**62), 2**62)
+    live = np.concatenate([pool.positions[: pool.ints[N_POS]],
+                           pool.archive[: pool.ints[N_ARCHIVE]]])
+    _within("pool.positions/archive", live, 0, n_slots - 1)
+    if len(set(live.tolist())) != len(live) or (pool.kind[live] < 0).any():
+        raise CheckpointError("snapshot pool lists a slot twice or a free slot")
+    _within("pool.recent_y", pool.recent_y, 0, max(n_classes - 1, 0))
+    if model._encoder.n_features < pool.recent_x.shape[1] or model._encoder.n_classes < int(
+            pool.ints[N_CLASSES]):
+        raise CheckpointError("snapshot encoder knows fewer features or classes than the model")
