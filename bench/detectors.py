@@ -78,8 +78,11 @@ class NeverFire(_Baseline):
 
 
 def contenders() -> dict[str, Callable[[], object]]:
-    """Registry detectors plus the two baselines, name -> factory."""
-    out: dict[str, Callable[[], object]] = dict(detectors.REGISTRY)
+    """Registry detectors plus the two baselines, name -> factory. Multivariate detectors
+    (``vector`` input, scored in bench/input_drift.py) have no univariate stream here."""
+    scored = {s.kind for s in STREAMS.values()}
+    out: dict[str, Callable[[], object]] = {
+        n: f for n, f in detectors.REGISTRY.items() if set(f().input_kinds) & scored}
     out["always-fire"] = AlwaysFire
     out["never-fire"] = NeverFire
     return out
