@@ -35,6 +35,7 @@ import detectors
 from bench.detector_streams import FAMILIES, STREAMS, Change, change_starts, generate
 from bench.input_drift import BEGIN as INPUT_BEGIN
 from bench.input_drift import END as INPUT_END
+from bench.provenance import code_line, code_version
 
 __all__ = ["AlwaysFire", "NeverFire", "contenders", "score_run", "run_benchmark", "main"]
 
@@ -378,6 +379,7 @@ def write_report(results: dict, names: Sequence[str], config: dict, machine: dic
         "",
         f"- Command: `{config['command']}` (also `driftflow bench detectors`)",
         f"- Date: {config['date']}; wall time {elapsed:.0f} s",
+        code_line(config.get("code")),
         f"- Machine: {machine['cpu']}, {machine['cores']} cores (shared), {machine['platform']}, "
         f"Python {machine['python']}, numpy {machine['numpy']}, river {machine['river']}, "
         f"OPENBLAS_NUM_THREADS={machine['openblas_threads']}",
@@ -479,6 +481,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "records": args.records, "window": args.window, "ramp": args.ramp,
         "change_starts": change_starts(args.records),
         "slow_detectors": sorted(SLOW),
+        "code": code_version(),   # at the start: the code that runs
     }
     machine = _machine()
     t0 = time.perf_counter()

@@ -57,6 +57,9 @@ from tqdm import tqdm  # noqa: E402
 
 from pipelines import DeadLetter, PrequentialMetrics, make_model, open_source  # noqa: E402
 from pipelines import STREAMS as SYNTHETIC_STREAMS  # noqa: E402
+from pipelines.sources.datasets import electricity_path  # noqa: E402
+
+from bench.provenance import code_line, code_version  # noqa: E402
 
 # -- models ------------------------------------------------------------------------------------
 
@@ -90,7 +93,6 @@ DEFAULT_MODELS = [name for name in MODEL_REGISTRY if name not in SLOW_PEERS]
 # -- streams -----------------------------------------------------------------------------------
 
 ELEC = "elec"
-ELEC_FILE = "elecNormNew.arff"
 DEFAULT_STREAMS = [*SYNTHETIC_STREAMS, ELEC]
 SIZES = {"smoke": 2_000, "ci": 100_000, "full": 1_000_000}
 PAPER_MOE_DATA = {  # DriftMoE paper, MoE-Data, mean of 10 seeds, 1,000,000 records (elec: whole)
@@ -109,16 +111,6 @@ _CHUNK = 1_000  # records between progress-bar updates inside the timed loop
 ANALYSIS = Path(__file__).resolve().parent / "ANALYSIS.md"
 
 
-def datasets_dir() -> Path:
-    """``$DRIFTFLOW_DATASETS`` or ``shared/datasets`` beside the repository clone."""
-    env = os.environ.get("DRIFTFLOW_DATASETS")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "datasets"
-
-
-def elec_path() -> Path:
-    return datasets_dir() / ELEC_FILE
-
-
 def resolve_stream(name: str) -> tuple[str, str]:
     """``(label, source spec)`` for a ``--streams`` entry: a synthetic name (``SEAa``),
     ``synthetic:NAME``, ``elec`` / ``electricity`` or ``file:PATH``."""
@@ -126,7 +118,7 @@ def resolve_stream(name: str) -> tuple[str, str]:
     if bare in SYNTHETIC_STREAMS:
         return bare, f"synthetic:{bare}"
     if name.lower() in (ELEC, "electricity"):
-        return ELEC, f"file:{elec_path()}"
+        return ELEC, f"file:{electricity_path()}"
     if name.startswith("file:"):
         return Path(name[len("file:"):]).name.split(".")[0], name
     raise ValueError(
@@ -450,6 +442,7 @@ def write_markdown(path: Path, meta: dict[str, Any], per_stream: dict[str, Any],
         "# driftflow benchmark results", "",
         f"- Date: {meta['date']}",
         f"- Command: `{meta['command']}`",
+        code_line(meta.get("code")),
         *([f"- Streams still from this command: {', '.join(meta['own_streams']) or 'none'}"]
           if "own_streams" in meta else []),
         f"- Machine: {m['nproc']} usable CPUs ({m['cpu_count']} online), {m['cpu_model']}, "
@@ -648,10 +641,10 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:
             print(exc, file=sys.stderr)
             return 2
-        if label == ELEC and not elec_path().is_file():
-            print(f"skipping elec: {elec_path()} not found (set DRIFTFLOW_DATASETS)",
+        if label == ELEC and not electricity_path().is_file():
+            print(f"skipping elec: {electricity_path()} not found (set DRIFTFLOW_DATASETS)",
                   file=sys.stderr)
-            skipped.append(f"elec ({elec_path()} not found)")
+            skipped.append(f"elec ({electricity_path()} not found)")
             continue
         streams.append((label, spec))
 
@@ -674,6 +667,7 @@ def main(argv: list[str] | None = None) -> int:
              for label, spec in streams for seed in seeds]
     started = time.perf_counter()
     date = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    code = code_version()   # at the start: the code that runs, before any result is written
     results: list[dict[str, Any]] = []
     jobs = min(args.jobs, max(1, len(tasks)))
     if jobs == 1:
@@ -703,7 +697,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": date, "command": _command(argv), "argv": argv, "size": args.size,
         "limit": limit, "seeds": args.seeds, "seed_list": seeds, "jobs": jobs,
         "mem_records": args.mem_records, "wall_seconds": wall, "machine": machine_info(),
-        "models": args.models, "streams": [label for label, _ in streams],
+        "code": code, "models": args.models, "streams": [label for label, _ in streams],
         "skipped_streams": skipped, "paper_moe_data": PAPER_MOE_DATA,
     }
     write_markdown(out / "RESULTS.md", meta, per_stream, summary, figures)

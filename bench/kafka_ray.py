@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.harness import machine_info
+from bench.provenance import code_line, code_version
 from infra import kafka as infra_kafka
 from pipelines.host import ModelHost
 from pipelines.models import make_model
@@ -316,6 +317,7 @@ def write_report(result: dict[str, Any], command: str, out_dir: Path) -> Path:
         "# Kafka -> Ray -> Kafka benchmark", "",
         f"- Date: {_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')}",
         f"- Command: `{command}`",
+        code_line(result.get("code")),
         f"- Machine: {machine['nproc']} usable CPUs, {machine['cpu_model']}, "
         f"{machine['ram_bytes'] / 2**30:.1f} GiB RAM; Python {machine['python']}, "
         f"river {machine['river']}, numpy {machine['numpy']}; Kafka {infra_kafka.KAFKA_VERSION} "
@@ -403,8 +405,9 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--records must be >= 100")
     if args.repeats < 1:
         p.error("--repeats must be >= 1")
-    result = run(args.stream, args.records, args.model, args.seed, args.checkpoint_every,
-                 args.repeats, args.quiet)
+    code = code_version()   # at the start: the code that runs
+    result = {**run(args.stream, args.records, args.model, args.seed, args.checkpoint_every,
+                    args.repeats, args.quiet), "code": code}
     args.out_dir.mkdir(parents=True, exist_ok=True)
     command = "python -m bench.kafka_ray " + " ".join(argv if argv is not None else sys.argv[1:])
     md = write_report(result, command.strip(), args.out_dir)

@@ -1,0 +1,36 @@
+"""Which code made a results file: the git commit and whether the work tree had uncommitted
+changes when the run started, recorded in every results file (RESULTS.md, KAFKA.md,
+DETECTORS.md and their JSON) so a reader can tell which code produced the figures."""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def code_version(root: Path = ROOT) -> dict[str, Any]:
+    """``{"commit": full hash, "dirty": True when tracked files differ from it}``; both None
+    outside a git clone (e.g. an installed copy)."""
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
+                                 timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout if out.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no") if commit else None
+    return {"commit": commit.strip() if commit else None,
+            "dirty": None if status is None else bool(status.strip())}
+
+
+def code_line(version: dict[str, Any] | None) -> str:
+    """The Markdown line for a results file: ``- Code: commit `abc1234` ...``."""
+    if not version or not version.get("commit"):
+        return "- Code: unknown (not run from a git clone)"
+    state = ("with uncommitted changes (the figures may not match any commit)"
+             if version.get("dirty") else "clean work tree")
+    return f"- Code: commit `{version['commit'][:12]}`, {state}"
