@@ -28,7 +28,11 @@ import numpy as np
 from river import tree
 
 from experts import CompiledHoeffdingTree
-from experts._compiled_tree import grow_tree_pool, new_tree_pool, tree_predict_learn_many
+from experts._compiled_tree import (
+    grow_tree_pool,
+    new_tree_pool,
+    tree_predict_learn_many,
+)
 from experts._encoding import RecordEncoder
 from pipelines.sources.synthetic import STREAMS
 
@@ -41,8 +45,8 @@ _BATCH = 1000          # records a kernel call: a Kafka poll's worth
 
 def _commit() -> str:
     def git(*args: str) -> str:
-        return subprocess.run(["git", *args], capture_output=True, text=True,
-                              cwd=HERE).stdout.strip()
+        return subprocess.run(["git", *args], capture_output=True, text=True, cwd=HERE,
+                              check=False).stdout.strip()
     return git("rev-parse", "HEAD") + (" (dirty)" if git("status", "--porcelain",
                                                          "--untracked-files=no") else "")
 
@@ -147,8 +151,8 @@ class _RiverTree:
 
 
 def _table(results: dict, n: int, commit: str) -> str:
-    lines = [f"Commit {commit}; {n:,} records a stream, seed 0; accuracy % / us a record "
-             "(predict + learn) / nodes.", "",
+    lines = [(f"Commit {commit}; {n:,} records a stream, seed 0; accuracy % / us a record "
+              "(predict + learn) / nodes."), "",
              "| stream | compiled batch | compiled record | River | MOA |",
              "|---|---:|---:|---:|---:|"]
     for stream, row in results.items():

@@ -135,14 +135,13 @@ def _first_max(a) -> int:
 
 
 @njit(cache=True, nogil=True)
-def _gauss_density(pool, slot, row, c, j, v) -> float:
-    """MOA's GaussianEstimator.probabilityDensity: 0 with no weight; with no spread, 1 at the
-    mean and 0 elsewhere."""
-    w = pool.gauss_w[slot, row, c, j]
+def _gauss_density(w, mean, m2, v) -> float:
+    """MOA's GaussianEstimator.probabilityDensity of ``v`` for weight ``w``, mean and weighted
+    squared deviations ``m2``: 0 with no weight; with no spread, 1 at the mean, 0 elsewhere.
+    Scalars in, so the hot loop passes no arrays."""
     if w <= 0.0:
         return 0.0
-    mean = pool.gauss_mean[slot, row, c, j]
-    sd = math.sqrt(pool.gauss_m2[slot, row, c, j] / (w - 1.0)) if w > 1.0 else 0.0
+    sd = math.sqrt(m2 / (w - 1.0)) if w > 1.0 else 0.0
     if sd > 0.0:
         z = (v - mean) / sd
         return math.exp(-0.5 * z * z - _LOG_SQRT_2PI) / sd
@@ -178,9 +177,11 @@ def _nb_proba(pool, slot, node, x, out) -> bool:
             if pool.nominal_values[slot, f] == 0:
                 if pool.gauss_w[slot, row, :, j].sum() <= 0.0:
                     continue
+                w, mean, m2 = pool.gauss_w[slot, row], pool.gauss_mean[slot, row], \
+                    pool.gauss_m2[slot, row]
                 for c in range(n_classes):
                     if out[c] > 0.0:
-                        out[c] *= _gauss_density(pool, slot, row, c, j, v)
+                        out[c] *= _gauss_density(w[c, j], mean[c, j], m2[c, j], v)
             else:
                 k = _value_index(v)
                 if k < 0 or pool.nom_sum[slot, row, :, j].sum() <= 0.0:
@@ -319,14 +320,12 @@ def _binary_post(pool, slot, row, j, t, post):
         elif t >= pool.gauss_max[slot, row, c, j]:
             post[0, c] += w
         else:
-            mean = pool.gauss_mean[slot, row, c, j]
-            sd = math.sqrt(pool.gauss_m2[slot, row, c, j] / (w - 1.0)) if w > 1.0 else 0.0
+            mean, m2 = pool.gauss_mean[slot, row, c, j], pool.gauss_m2[slot, row, c, j]
+            equal = _gauss_density(w, mean, m2, t) * w
+            sd = math.sqrt(m2 / (w - 1.0)) if w > 1.0 else 0.0
             if sd > 0.0:
-                z = (t - mean) / sd
-                equal = math.exp(-0.5 * z * z - _LOG_SQRT_2PI) / sd * w
-                less = 0.5 * math.erfc(-z / math.sqrt(2.0)) * w - equal
+                less = 0.5 * math.erfc((mean - t) / (sd * math.sqrt(2.0))) * w - equal
             else:
-                equal = w if t == mean else 0.0
                 less = w - equal if t < mean else 0.0
             post[0, c] += less + equal
             post[1, c] += max(w - equal - less, 0.0)
