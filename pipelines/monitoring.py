@@ -103,7 +103,21 @@ class InputDriftMonitor:
     def _feed_numeric(self, x: dict[str, Any]) -> list[dict[str, Any]]:
         if not self._numeric:
             return []
-        values, present = self._values, self._present
+        try:   # the common case: every numeric feature present (validated records: floats)
+            self._values = np.array([x[name] for name in self._numeric], dtype=np.float64)
+            np.isfinite(self._values, out=self._present)
+            dense = bool(self._present.all())
+        except (KeyError, TypeError, ValueError):
+            dense = False
+        if not dense:
+            self._scan_numeric(x)
+        fired = self._bank.update(self._values, self._present)
+        return [{"name": self._numeric[c], **self._bank.evidence(c)} for c in fired]
+
+    def _scan_numeric(self, x: dict[str, Any]) -> None:
+        """Value by value: a missing, non-numeric or non-finite value is absent this record."""
+        self._values = values = np.zeros(len(self._numeric))
+        present = self._present
         for i, name in enumerate(self._numeric):
             v = x.get(name)
             ok = (type(v) is float or _is_number(v)) and math.isfinite(v)
@@ -112,8 +126,6 @@ class InputDriftMonitor:
                 values[i] = v
             elif v is not None:
                 self.skipped_values += 1
-        fired = self._bank.update(values, present)
-        return [{"name": self._numeric[c], **self._bank.evidence(c)} for c in fired]
 
     def _feed_nominal(self, x: dict[str, Any]) -> list[dict[str, Any]]:
         out = []
