@@ -41,8 +41,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bench.harness import machine_info
-from bench.provenance import code_line, code_version
+from bench.provenance import code_line, code_version, machine_info
 from infra import kafka as infra_kafka
 from pipelines.host import ModelHost
 from pipelines.models import make_model

@@ -1,8 +1,10 @@
-"""Which code made a results file: the git commit and whether the work tree had uncommitted
-changes when the run started, recorded in every results file (RESULTS.md, KAFKA.md,
+"""What made a results file: the git commit and whether the work tree had uncommitted changes
+when the run started, and the machine, recorded in every results file (RESULTS.md, KAFKA.md,
 DETECTORS.md and their JSON) so a reader can tell which code produced the figures."""
 from __future__ import annotations
 
+import os
+import platform
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -34,3 +36,31 @@ def code_line(version: dict[str, Any] | None) -> str:
     state = ("with uncommitted changes (the figures may not match any commit)"
              if version.get("dirty") else "clean work tree")
     return f"- Code: commit `{version['commit'][:12]}`, {state}"
+
+
+def machine_info() -> dict[str, Any]:
+    """The machine a run used: usable CPUs, CPU model, RAM (bytes), platform, versions."""
+    cpu = "unknown"
+    ram = None
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                ram = int(line.split()[1]) * 1024
+                break
+    except OSError:
+        pass
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count()
+    import numpy
+    import river
+    return {
+        "nproc": usable, "cpu_count": os.cpu_count(), "cpu_model": cpu, "ram_bytes": ram,
+        "platform": platform.platform(), "python": platform.python_version(),
+        "river": river.__version__, "numpy": numpy.__version__,
+    }

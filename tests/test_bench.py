@@ -9,6 +9,7 @@ import pytest
 
 from bench import harness
 from bench.harness import main
+from bench.measure import _experts
 
 MODELS = ["adaptive", "driftmoe-data", "river-ht"]
 
@@ -134,4 +135,4 @@ def test_registry_has_the_peers(tmp_path: Path) -> None:
     assert all(ran[name]["accuracy"] is not None for name in harness.MODEL_REGISTRY)
     srp = harness.MODEL_REGISTRY["river-srp10"](0)
     assert type(srp.model).__name__ == "HoeffdingTreeClassifier"
-    assert harness._experts(harness.MODEL_REGISTRY["river-arf10"](0)) == 10
+    assert _experts(harness.MODEL_REGISTRY["river-arf10"](0)) == 10
