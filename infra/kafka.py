@@ -1,5 +1,10 @@
 """A real single-node Apache Kafka 4.x broker (KRaft), started by the project itself.
 
+Why one module of ~800 lines: it is the broker's whole life cycle for tests, CI and users (fetch
+the jars, write the config, start, wait, stop, status, console clients and its CLI), one concern
+read top to bottom; its parts share the cache, state and port layout defined here. Splitting it
+(fetch / config / process / CLI) is worth doing once the SASL work in it has settled.
+
 The broker's jars come from Maven Central through ``mvn`` (see ``infra/pom.xml``) and are cached
 under ``infra/.cache/`` (or ``$DRIFTFLOW_CACHE``); the broker runs detached as
 ``java -cp 'jars/*' kafka.Kafka server.properties`` on 127.0.0.1, with its state (data, logs, pid)
