@@ -34,6 +34,11 @@ from pipelines.records import DeadLetter, Record
 from pipelines.validation import InputError, check_features, check_label
 
 
+#: Scored predictions a concept drift event's evidence calls "recent" (the rest of the
+#: accuracy window, up to 1,000 by default, is "before").
+EVIDENCE_RECENT = 200
+
+
 @dataclass(frozen=True, slots=True)
 class Prediction:
     """What the model said about one record, with where the record came from."""
@@ -176,7 +181,21 @@ class ModelHost:
         event = {**event, "offset": offset, "partition": partition}
         if event["kind"] == "drift":
             self.drift_positions.append(offset)
+            event.setdefault("evidence", self._error_evidence())
         self._events.append(event)
+
+    def _error_evidence(self) -> dict[str, Any]:
+        """What a concept drift was seen on, from the host's side: the error rate of the last
+        `EVIDENCE_RECENT` scored predictions against the rest of the accuracy window before
+        them (the model's event names the detector that fired)."""
+        hits = list(self.metrics._recent)
+        recent, before = hits[-EVIDENCE_RECENT:], hits[:-EVIDENCE_RECENT]
+
+        def error(xs: list[int]) -> float | None:
+            return round(1.0 - sum(xs) / len(xs), 4) if xs else None
+
+        return {"error_rate_recent": error(recent), "error_rate_before": error(before),
+                "scored_recent": len(recent), "scored_before": len(before)}
 
     def _watch_inputs(self, item: Record) -> None:
         """Feed the record's features to the input-drift monitor; keep its events, with the
