@@ -2,7 +2,7 @@
 
 Kafka source (the table connector, for its ``partition`` / ``offset`` metadata columns: PyFlink's
 DataStream KafkaSource only offers a value-only deserializer) -> key_by partition (or a JSON
-field) -> `ModelFunction` -> three KafkaSinks in the Ray runner's formats and topic names.
+field) -> `ModelFunction` -> one KafkaSink writing in the Ray runner's formats and topic names.
 Flink's checkpoints recover the models and the source offsets together; with ``exactly_once``
 the sinks write in Kafka transactions committed on each checkpoint (read them
 ``read_committed``). Runs on the local mini-cluster, or on a cluster given ``flink_address``.
@@ -106,21 +106,32 @@ def _source_table(job: KafkaJob, until_end: bool) -> str:
             f"`ts` TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL) WITH ({with_clause})")
 
 
-def _sink(job: KafkaJob, kind: str) -> Any:
+def _sink(job: KafkaJob) -> Any:
+    """One KafkaSink for the three output topics: each element is a ``Row(topic, value)`` and
+    the topic and value are picked on the Java side (PyFlink's first-column topic selector),
+    so no Python operator sits between the model and Kafka."""
     from pyflink.common.serialization import SimpleStringSchema
     from pyflink.datastream.connectors.base import DeliveryGuarantee
-    from pyflink.datastream.connectors.kafka import KafkaRecordSerializationSchema, KafkaSink
+    from pyflink.datastream.connectors.kafka import KafkaSink
+    from pyflink.java_gateway import get_gateway
+    from pyflink.util.java_utils import get_java_class
 
-    builder = (KafkaSink.builder().set_bootstrap_servers(job.bootstrap)
-               .set_record_serializer(KafkaRecordSerializationSchema.builder()
-                                      .set_topic(job.output_topic(kind))
-                                      .set_value_serialization_schema(SimpleStringSchema())
-                                      .build()))
+    jvm = get_gateway().jvm
+    utils = jvm.org.apache.flink.python.util.PythonConnectorUtils
+    kafka_sink = jvm.org.apache.flink.connector.kafka.sink
+    serializer = (kafka_sink.KafkaRecordSerializationSchemaBuilder()
+                  .setTopicSelector(utils.createFirstColumnTopicSelector(
+                      get_java_class(kafka_sink.TopicSelector)))
+                  .setValueSerializationSchema(utils.SecondColumnSerializationSchema(
+                      SimpleStringSchema()._j_serialization_schema))
+                  .build())
+    builder = KafkaSink.builder().set_bootstrap_servers(job.bootstrap)
+    builder._j_builder.setRecordSerializer(serializer)   # PyFlink's setter would wrap it again
     if job.exactly_once:
         # stable across restarts and savepoints: a restarted job aborts what its dead
         # incarnation left open
         builder = (builder.set_delivery_guarantee(DeliveryGuarantee.EXACTLY_ONCE)
-                   .set_transactional_id_prefix(f"driftflow-{job.group}-{kind}")
+                   .set_transactional_id_prefix(f"driftflow-{job.group}")
                    .set_property("transaction.timeout.ms", str(TRANSACTION_TIMEOUT_MS)))
     else:
         builder = builder.set_delivery_guarantee(DeliveryGuarantee.AT_LEAST_ONCE)
@@ -147,8 +158,7 @@ def build_job(job: KafkaJob, options: FlinkOptions, until_end: bool, summary_dir
     from pyflink.datastream import StreamExecutionEnvironment
     from pyflink.table import StreamTableEnvironment
 
-    from pipelines.runners.flink.operator import (
-        DEAD_LETTERS, DRIFT, FAIL_ONCE_ENV, ModelFunction)
+    from pipelines.runners.flink.operator import FAIL_ONCE_ENV, ModelFunction
 
     env = StreamExecutionEnvironment.get_execution_environment(_configuration(job, options))
     env.set_python_executable(sys.executable)
@@ -162,14 +172,10 @@ def build_job(job: KafkaJob, options: FlinkOptions, until_end: bool, summary_dir
         keyed = rows.key_by(_FieldKey(options.key_by), key_type=Types.STRING())
     else:
         keyed = rows.key_by(lambda row: row[2], key_type=Types.INT())
-    outputs = (keyed.process(ModelFunction(job, summary_dir, os.environ.get(FAIL_ONCE_ENV)),
-                             output_type=Types.STRING())
-               .name("driftflow-model").uid("driftflow-model")
-               .set_parallelism(options.parallelism))
-    streams = {"predictions": outputs, "drift": outputs.get_side_output(DRIFT),
-               "dead-letter": outputs.get_side_output(DEAD_LETTERS)}
-    for kind, stream in streams.items():
-        stream.sink_to(_sink(job, kind)).name(f"kafka-{kind}").uid(f"kafka-{kind}")
+    (keyed.process(ModelFunction(job, summary_dir, os.environ.get(FAIL_ONCE_ENV)),
+                   output_type=Types.ROW([Types.STRING(), Types.STRING()]))
+     .name("driftflow-model").uid("driftflow-model").set_parallelism(options.parallelism)
+     .sink_to(_sink(job)).name("kafka-outputs").uid("kafka-outputs"))
     return env
 
 

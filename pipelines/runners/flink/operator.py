@@ -22,7 +22,8 @@ import time
 import zlib
 from typing import Any, Hashable, Iterator
 
-from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext
+from pyflink.common import Row
+from pyflink.datastream import KeyedProcessFunction, RuntimeContext
 from pyflink.datastream.state import ValueStateDescriptor
 from pyflink.common import Types
 
@@ -35,8 +36,6 @@ from pipelines.runners.kafka_job import KafkaJob
 from pipelines.sinks import kafka_messages as formats
 from pipelines.validation import JsonDecoder
 
-DRIFT = OutputTag("drift", Types.STRING())
-DEAD_LETTERS = OutputTag("dead-letter", Types.STRING())
 # The end of a bounded input: Flink emits the largest watermark, which fires this timer.
 END_OF_INPUT_MS = 2**63 - 2
 # Test-only hook: "N:PATH" makes the operator raise once when a key's model reaches N records
@@ -77,8 +76,8 @@ def model_digest(host: ModelHost) -> str:
 
 
 class ModelFunction(KeyedProcessFunction):
-    """Test-then-train per key; predictions on the main output (JSON text), drift events and
-    dead letters on side outputs; at the end of a bounded input each key's summary is written
+    """Test-then-train per key; every prediction, drift event and dead letter is emitted as
+    ``Row(topic, JSON text)`` (one sink writes them); at the end of a bounded input each key's summary is written
     to ``summary_dir`` (a local path or pyarrow.fs URI) for the driver's ``metrics.json``."""
 
     def __init__(self, job: KafkaJob, summary_dir: str, fail_once: str | None = None) -> None:
@@ -91,7 +90,8 @@ class ModelFunction(KeyedProcessFunction):
             ValueStateDescriptor("partition-state", Types.PICKLED_BYTE_ARRAY()))
         self._live: dict[Hashable, LiveState] = {}
         self._opened = time.perf_counter()
-        self._predictions_topic = self.job.output_topic("predictions")
+        self._topics = {kind: self.job.output_topic(kind)
+                        for kind in ("predictions", "drift", "dead-letter")}
 
     def _state_of(self, key: Hashable, ctx: KeyedProcessFunction.Context) -> PartitionState:
         live = self._live.get(key)
@@ -119,11 +119,13 @@ class ModelFunction(KeyedProcessFunction):
         result = state.host.process(item)
         state.next_offset = offset + 1
         if isinstance(result, Prediction):
-            yield formats.prediction_message(result, state.host.model.n_learned).decode()
+            yield Row(self._topics["predictions"],
+                      formats.prediction_message(result, state.host.model.n_learned).decode())
         elif isinstance(result, DeadLetter):
-            yield DEAD_LETTERS, formats.dead_letter_message(result, self.job.topic).decode()
+            yield Row(self._topics["dead-letter"],
+                      formats.dead_letter_message(result, self.job.topic).decode())
         for event in state.host.take_events():
-            yield DRIFT, formats.event_message(event, self.job.topic).decode()
+            yield Row(self._topics["drift"], formats.event_message(event, self.job.topic).decode())
         if self.fail_once:
             self._maybe_fail(state.host.records)
 
