@@ -10,7 +10,8 @@ and we do alike (moa.classifiers.trees.HoeffdingTree, MOA 2024.07):
 - numeric features: a Gaussian (weighted Welford) per class with min and max; candidate splits at
   ``split_points`` (10) evenly spaced points strictly inside [min, max]; ``x <= t`` goes left;
   branch weights from the Gaussians' CDF, as GaussianNumericAttributeClassObserver estimates them;
-- nominal features: per-class value counts, one multiway split with a branch per value seen;
+- nominal features: per-class value counts; a multiway split with a branch per value seen, or
+  one value against the rest when that is strictly better (MOA 2024's observer offers both);
 - information gain, a split only when at least two branches hold ``min_branch_frac`` of the
   weight, merit range ``log2(classes seen)``, the Hoeffding bound with ``delta``, tie threshold
   ``tau``, attempts every ``grace_period`` of weight; the null split is on offer (merit -inf);
@@ -63,7 +64,8 @@ class TreePool(NamedTuple):
     value_offset: np.ndarray     # i8[S, F]   first value slot of a nominal feature in nom_count
     sizes: np.ndarray            # i8[S, 3]   nodes, rows, branches in use
     node_feature: np.ndarray     # i8[S, N]   split feature, -1 for a leaf
-    node_threshold: np.ndarray   # f8[S, N]   numeric split: x <= threshold goes to branch 0
+    node_threshold: np.ndarray   # f8[S, N]   numeric: x <= it goes to branch 0; nominal: NaN
+    #                                         multiway, else a value (x == it: branch 0)
     node_branch_start: np.ndarray  # i8[S, N]  first of the node's entries in branch_child
     node_n_branches: np.ndarray  # i8[S, N]
     node_row: np.ndarray         # i8[S, N]   a leaf's statistics row, -1 for a split node
@@ -109,6 +111,9 @@ def _route(pool, slot, x):
             b = _value_index(v)
             if b < 0:
                 return node, _MISSING
+            chosen = pool.node_threshold[slot, node]    # NaN: multiway; else value vs the rest
+            if not math.isnan(chosen):
+                b = 0 if b == chosen else 1
         if b >= pool.node_n_branches[slot, node]:
             return node, b
         child = pool.branch_child[slot, pool.node_branch_start[slot, node] + b]
@@ -367,6 +372,30 @@ def _multiway_post(pool, slot, row, f, n_classes):
 
 
 @njit(cache=True, nogil=True)
+def _value_vs_rest_post(pool, slot, row, f, value, post):
+    """Class weights with nominal feature ``f`` equal to ``value`` (row 0) and not (row 1)."""
+    j = pool.feature_col[slot, f]
+    at = pool.value_offset[slot, f] + value
+    for c in range(post.shape[1]):
+        post[0, c] = pool.nom_count[slot, row, c, at]
+        post[1, c] = pool.nom_sum[slot, row, c, j] - post[0, c]
+
+
+@njit(cache=True, nogil=True)
+def _best_nominal(pool, slot, row, f, pre, min_frac, post):
+    """(merit, value) of nominal feature ``f``'s best split: the multiway one (value NaN), or,
+    when strictly better, one value against the rest (MOA 2024's observer offers both)."""
+    multiway = _multiway_post(pool, slot, row, f, pre.shape[0])
+    best, best_value = _merit(pre, multiway, min_frac), np.nan
+    for value in range(multiway.shape[0]):
+        _value_vs_rest_post(pool, slot, row, f, value, post)
+        m = _merit(pre, post, min_frac)
+        if m > best:
+            best, best_value = m, float(value)
+    return best, best_value
+
+
+@njit(cache=True, nogil=True)
 def _clear_row(pool, slot, row):
     pool.row_seen_at_eval[slot, row] = 0.0
     pool.row_learned[slot, row] = 0.0
@@ -409,12 +438,11 @@ def _has_room(pool, slot, nodes, rows, branches) -> bool:
 
 
 @njit(cache=True, nogil=True)
-def _split(pool, slot, node, f, threshold, post):
-    """Turns leaf ``node`` into a split on feature ``f``, a child leaf per row of ``post``; the
-    first child reuses the leaf's statistics row."""
+def _split(pool, slot, node, f, threshold, post, n_branches):
+    """Turns leaf ``node`` into a split on feature ``f`` with ``n_branches`` branches, a child
+    leaf per row of ``post``; the first child reuses the leaf's statistics row."""
     row = pool.node_row[slot, node]
     n_children = post.shape[0]
-    n_branches = max(n_children, pool.nominal_values[slot, f])
     start = pool.sizes[slot, USED_BRANCHES]
     pool.sizes[slot, USED_BRANCHES] += n_branches
     pool.node_feature[slot, node] = f
@@ -459,7 +487,7 @@ def _attempt_split(pool, slot, node) -> int:
             if math.isnan(t):
                 continue
         else:
-            m, t = _merit(pre, _multiway_post(pool, slot, row, f, n_classes), min_frac), np.nan
+            m, t = _best_nominal(pool, slot, row, f, pre, min_frac, binary)
         if m >= best:
             second, best, best_f, best_t = best, m, f, t
         elif m >= second:
@@ -472,17 +500,23 @@ def _attempt_split(pool, slot, node) -> int:
                       / (2.0 * n))
     if not (best - second > bound or bound < pool.settings[slot, TAU]):
         return STATUS_OK
-    if pool.nominal_values[slot, best_f] == 0:
-        _binary_post(pool, slot, row, pool.feature_col[slot, best_f], best_t, binary)
+    multiway = pool.nominal_values[slot, best_f] > 0 and math.isnan(best_t)
+    if multiway:
+        post = _multiway_post(pool, slot, row, best_f, n_classes)
+    elif pool.nominal_values[slot, best_f] > 0:
+        _value_vs_rest_post(pool, slot, row, best_f, int(best_t), binary)
         post = binary
     else:
-        post = _multiway_post(pool, slot, row, best_f, n_classes)
+        _binary_post(pool, slot, row, pool.feature_col[slot, best_f], best_t, binary)
+        post = binary
     k = post.shape[0]
     if pool.sizes[slot, USED_NODES] + k > pool.settings[slot, MAX_NODES]:
         return STATUS_OK      # the tree is full: it stops growing
-    if not _has_room(pool, slot, k, k - 1, max(k, pool.nominal_values[slot, best_f])):
+    # a multiway split keeps a branch for every value the feature has room for
+    n_branches = max(k, pool.nominal_values[slot, best_f]) if multiway else k
+    if not _has_room(pool, slot, k, k - 1, n_branches):
         return STATUS_NEEDS_ROOM
-    _split(pool, slot, node, best_f, best_t, post)
+    _split(pool, slot, node, best_f, best_t, post, n_branches)
     return STATUS_OK
 
 
