@@ -11,8 +11,14 @@ from river.datasets import synth
 
 from experts import REGISTRY, CompiledHoeffdingTree
 from experts._compiled_tree import (
-    grow_tree_pool, new_tree_pool, tree_learn, tree_pool_arrays, tree_pool_from_arrays,
-    tree_predict_learn_many, tree_predict_proba, tree_reset,
+    grow_tree_pool,
+    new_tree_pool,
+    tree_learn,
+    tree_pool_arrays,
+    tree_pool_from_arrays,
+    tree_predict_learn_many,
+    tree_predict_proba,
+    tree_reset,
 )
 from experts._encoding import RecordEncoder
 from pipelines.sources.synthetic import STREAMS
@@ -210,3 +216,20 @@ def test_pool_growth_keeps_trees_and_reset_makes_a_fresh_one():
     tree_reset(grown, 1)
     tree_predict_proba(grown, 1, np.append(X[0], np.nan), after)
     assert not after.any() and grown.sizes[1].tolist() == [1, 1, 0]
+
+
+def test_value_against_the_rest_split_when_multiway_is_ruled_out():
+    """Two rare values (0.8 % each) and a common one: a multiway split has one branch over
+    MOA's 1 % minimum, so it scores -inf; common-against-the-rest splits (as in MOA 2024)."""
+    rng = random.Random(2)
+    pool = new_tree_pool(1, 1, 2, np.array([3]), grace_period=50, delta=0.01)
+    for _ in range(5000):
+        u = rng.random()
+        value = 1.0 if u < 0.008 else 2.0 if u < 0.016 else 0.0
+        label = int(value != 0.0) if rng.random() < 0.9 else int(value == 0.0)
+        tree_learn(pool, 0, np.array([value]), label, 1.0)
+    assert pool.node_feature[0, 0] == 0 and pool.node_threshold[0, 0] == 0.0
+    assert pool.node_n_branches[0, 0] == 2
+    out = np.zeros(2)
+    tree_predict_proba(pool, 0, np.array([2.0]), out)
+    assert out.argmax() == 1
