@@ -301,9 +301,11 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.handler(args)
-    except (ValueError, FileNotFoundError, KafkaUnavailable) as exc:   # SourceError,
-        # CheckpointError and KafkaConfigError included
-        print(f"driftflow: error: {exc}", file=sys.stderr)
+    except (ValueError, OSError, KafkaUnavailable) as exc:   # SourceError, CheckpointError,
+        # KafkaConfigError, a missing file or an unwritable --out included
+        from pipelines.validation import printable   # one line, no control characters
+
+        print(f"driftflow: error: {printable(exc, 1000)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("driftflow: interrupted", file=sys.stderr)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from typing import Hashable
+from typing import Any, Hashable
 
 
 def _kappa_against(accuracy: float, baseline: float) -> float:
@@ -70,6 +70,38 @@ class PrequentialMetrics:
         self._no_change_correct += other._no_change_correct
         self._true_counts += other._true_counts
         self._pred_counts += other._pred_counts
+
+    def to_state(self) -> dict[str, Any]:
+        """The running scores as JSON-able data, for a checkpoint; labels stay as they are
+        (ints, floats, strings), the label counts keep their first-seen order (it breaks
+        kappa-M's majority ties)."""
+        return {
+            "window": self.window, "curve_every": self.curve_every, "n": self.n,
+            "correct": self.correct, "unpredicted": self.unpredicted,
+            "majority_correct": self._majority_correct,
+            "no_change_correct": self._no_change_correct,
+            "true_counts": [[label, count] for label, count in self._true_counts.items()],
+            "pred_counts": [[label, count] for label, count in self._pred_counts.items()],
+            "previous_label": self._previous_label, "recent": list(self._recent),
+            "recent_correct": self._recent_correct, "curve": [list(p) for p in self.curve],
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> PrequentialMetrics:
+        """Scores from `to_state`'s data; they continue exactly where they were."""
+        return cls(
+            window=int(state["window"]), curve_every=int(state["curve_every"]),
+            n=int(state["n"]), correct=int(state["correct"]),
+            unpredicted=int(state["unpredicted"]),
+            _majority_correct=int(state["majority_correct"]),
+            _no_change_correct=int(state["no_change_correct"]),
+            _true_counts=Counter({label: int(c) for label, c in state["true_counts"]}),
+            _pred_counts=Counter({label: int(c) for label, c in state["pred_counts"]}),
+            _previous_label=state["previous_label"],
+            _recent=deque(int(hit) for hit in state["recent"]),
+            _recent_correct=int(state["recent_correct"]),
+            curve=[(int(n), float(w), float(a)) for n, w, a in state["curve"]],
+        )
 
     @property
     def accuracy(self) -> float:

@@ -1,7 +1,7 @@
 """Delayed labels: join a label that arrives later (or earlier) to its record, by ``id``.
 
-`LabelJoiner` is plain Python (no Kafka, no Ray) and picklable, so its buffers go into a
-checkpoint as they are. It keeps two bounded buffers, both in arrival order:
+`LabelJoiner` is plain Python (no Kafka, no Ray); `LabelJoiner.to_state` gives its buffers as
+JSON-able data for a checkpoint. It keeps two bounded buffers, both in arrival order:
 
 * pending records: a record predicted without its label keeps ``(x, y_pred, offset,
   partition)`` until the label arrives; the caller then learns ``(x, y)`` and scores the stored
@@ -139,6 +139,31 @@ class LabelJoiner:
         return {"labels_joined": self.joined, "labels_expired": self.expired,
                 "labels_orphaned": self.orphaned, "labels_pending": len(self._pending),
                 "labels_orphans_held": len(self._orphans)}
+
+    # -- checkpoints: JSON-able state, everything but the clock ----------------------------------
+    def to_state(self) -> dict[str, Any]:
+        """Both buffers (in arrival order) and the counters as JSON-able data; a record's
+        features are kept as ``[name, value]`` pairs so names and values keep their types."""
+        return {
+            "max_size": self.max_size, "ttl": self.ttl, "joined": self.joined,
+            "expired": self.expired, "orphaned": self.orphaned,
+            "pending": [[id, at, [list(item) for item in x.items()], y_pred, offset, partition]
+                        for id, (at, x, y_pred, offset, partition) in self._pending.items()],
+            "orphans": [[id, at, y] for id, (at, y) in self._orphans.items()],
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> LabelJoiner:
+        """A joiner from `to_state`'s data, on the wall clock (`time.time`)."""
+        joiner = cls(int(state["max_size"]), float(state["ttl"]))
+        joiner.joined, joiner.expired = int(state["joined"]), int(state["expired"])
+        joiner.orphaned = int(state["orphaned"])
+        for id, at, x, y_pred, offset, partition in state["pending"]:
+            joiner._pending[id] = (float(at), {name: value for name, value in x}, y_pred,
+                                   int(offset), int(partition))
+        for id, at, y in state["orphans"]:
+            joiner._orphans[id] = (float(at), y)
+        return joiner
 
     # -- pickling: everything but the clock ------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:

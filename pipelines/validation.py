@@ -3,9 +3,15 @@
 Bad records never crash a job: each one becomes a `DeadLetter` whose reason is one line. Problems
 that make a whole source unusable (missing file, unknown format, no target column) raise
 `SourceError`, which the CLI maps to exit code 2.
+
+Values a model cannot hold are dead letters too: a number beyond +-`MAX_MAGNITUDE` (its square
+and running sums of squares must stay finite in the models' statistics) and a text value longer
+than `MAX_TEXT_CHARS`. Input text quoted in a reason or message goes through `printable`, so a
+terminal never receives raw control characters from a file or a message.
 """
 from __future__ import annotations
 
+import decimal
 import json
 import math
 from collections.abc import Hashable, Mapping
@@ -17,6 +23,13 @@ Kind = Literal["numeric", "nominal"]
 NUMERIC: Kind = "numeric"
 NOMINAL: Kind = "nominal"
 
+# The largest magnitude a numeric feature may have: its square (1e200) and a billion records'
+# sums of squares (1e209) stay far below the float maximum (1.8e308) in every running variance.
+MAX_MAGNITUDE = 1e100
+# The longest nominal value or text label (characters): a category name, not a document; a
+# longer one is almost surely a broken row (an unterminated quote swallowing lines).
+MAX_TEXT_CHARS = 4096
+
 _MISSING = object()
 # Key of a record's identifier in JSON messages; never a feature (labels are joined by it).
 _ID_KEY = "id"
@@ -24,6 +37,16 @@ _ID_KEY = "id"
 
 class SourceError(ValueError):
     """A source cannot be read at all; the message is one line meant for the user."""
+
+
+def printable(text: object, limit: int = 200) -> str:
+    """``text`` safe for a terminal and one line: characters that are not printable (control
+    characters, line breaks, bidi overrides) are escaped as in a Python literal; at most
+    ``limit`` characters, then "..."."""
+    text = str(text)
+    if not text.isprintable():
+        text = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 class RecordValidator:
@@ -48,6 +71,21 @@ class RecordValidator:
         self.target_kind = target_kind
         self.require_label = require_label
         self._items = tuple(self.features.items())
+
+    def to_state(self) -> dict[str, Any]:
+        """The schema as JSON-able data, for a checkpoint."""
+        return {"features": [[name, kind] for name, kind in self._items], "target": self.target,
+                "target_kind": self.target_kind, "require_label": self.require_label}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> RecordValidator:
+        """A validator from `to_state`'s data; ValueError when a kind is not one of ours."""
+        features = {str(name): kind for name, kind in state["features"]}
+        kinds = set(features.values()) | ({state["target_kind"]} - {None})
+        if not kinds <= {NUMERIC, NOMINAL}:
+            raise ValueError(f"unknown feature kinds {sorted(map(repr, kinds))}")
+        return cls(features, target=str(state["target"]), target_kind=state["target_kind"],
+                   require_label=bool(state["require_label"]))
 
     @classmethod
     def infer(
@@ -120,8 +158,12 @@ class RecordValidator:
             y = _numeric(self.target, y, what="label")
         if isinstance(y, bool):
             return int(y)
-        if isinstance(y, int | str):
+        if isinstance(y, str):
+            return _text(self.target, y, what="label")
+        if isinstance(y, int):
             return y
+        if isinstance(y, decimal.Decimal):   # Parquet and Arrow decimal columns
+            y = _numeric(self.target, y, what="label")
         if isinstance(y, float):
             if not math.isfinite(y):
                 raise _Invalid(f"label {self.target!r} is {_non_finite(y)}")
@@ -148,6 +190,8 @@ def check_features(x: Any) -> None:
         if isinstance(value, float):
             if not math.isfinite(value):
                 raise _Invalid(f"feature {name!r} is {_non_finite(value)}")
+            if abs(value) > MAX_MAGNITUDE:
+                raise _Invalid(f"feature {name!r} is {value:.3g}, beyond +-{MAX_MAGNITUDE:.0e}")
         elif not isinstance(value, int | str) or isinstance(value, bool):
             raise _Invalid(f"feature {name!r} has unsupported type {type(value).__name__}")
 
@@ -177,7 +221,7 @@ def _numeric(name: str, value: Any, what: str = "feature") -> float:
             number = float(value)
         except ValueError:
             raise _Invalid(f"{what} {name!r} is not a number: {value[:40]!r}") from None
-    elif isinstance(value, int | float):
+    elif isinstance(value, int | float | decimal.Decimal) and not isinstance(value, bool):
         try:
             number = float(value)
         except OverflowError:
@@ -186,14 +230,24 @@ def _numeric(name: str, value: Any, what: str = "feature") -> float:
         raise _Invalid(f"{what} {name!r} has unsupported type {type(value).__name__}")
     if not math.isfinite(number):
         raise _Invalid(f"{what} {name!r} is {_non_finite(number)}")
+    if what == "feature" and abs(number) > MAX_MAGNITUDE:
+        raise _Invalid(f"{what} {name!r} is {number:.3g}, beyond +-{MAX_MAGNITUDE:.0e} "
+                       "(it would overflow the model's statistics)")
     return number
+
+
+def _text(name: str, value: str, what: str = "feature") -> str:
+    if len(value) > MAX_TEXT_CHARS:
+        raise _Invalid(f"{what} {name!r} is {len(value):,} characters long, over the "
+                       f"{MAX_TEXT_CHARS:,} allowed")
+    return value
 
 
 def _nominal(name: str, value: Any) -> str:
     """A nominal value as a string; booleans become "True"/"False", numbers their text."""
     if isinstance(value, str):
-        return value
-    if isinstance(value, bool | int | float):
+        return _text(name, value)
+    if isinstance(value, bool | int | float | decimal.Decimal):
         return str(value)
     raise _Invalid(f"feature {name!r} has unsupported type {type(value).__name__}")
 
@@ -215,10 +269,12 @@ def decode_json(
     def dead(reason: str) -> DeadLetter:
         return DeadLetter(offset=offset, reason=reason, raw=value, partition=partition)
 
+    if not isinstance(value, bytes | bytearray | str):
+        return dead(f"message value is {type(value).__name__}, not JSON text")
     try:
         obj = json.loads(value)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError
-        return dead(f"invalid JSON: {str(exc).splitlines()[0][:80]}")
+        return dead(f"invalid JSON: {printable(exc, 80)}")
     if not isinstance(obj, dict):
         return dead(f"JSON message is a {type(obj).__name__}, not an object")
     record_id = obj.get(_ID_KEY)

@@ -222,3 +222,115 @@ def test_a_write_past_the_file_size_limit_leaves_no_temp_file(tmp_path) -> None:
     assert out.stdout.strip() == "27"                              # EFBIG: File too large
     assert os.listdir(tmp_path) == ["p0.ckpt"]
     assert read_bytes(str(target)) == b"old state"
+
+
+# --- partition and labels checkpoints: JSON state plus the model's own snapshot ----------------
+
+def _messages(n: int, seed: int) -> list[tuple[bytes, bytes | None]]:
+    """SEA records as JSON messages with ids; every third label comes late, by a separate
+    ``{"id", "y"}`` message four records on (None: no label message after that record)."""
+    from pipelines.sources import open_source
+
+    rows = list(open_source("synthetic:SEAa", limit=n, seed=seed))
+    out: list[tuple[bytes, bytes | None]] = []
+    for i, r in enumerate(rows):
+        late = i % 3 == 0
+        doc = {"id": i if i % 2 else f"r{i}", "x": r.x, "y": None if late else r.y}
+        label = None
+        if i >= 4 and (i - 4) % 3 == 0:
+            j = i - 4
+            label = json.dumps({"id": j if j % 2 else f"r{j}", "y": rows[j].y}).encode()
+        out.append((json.dumps(doc).encode(), label))
+    return out
+
+
+def _feed(state, messages, start: int) -> list:
+    from pipelines.host import Prediction
+
+    got = []
+    for k, (value, label) in enumerate(messages):
+        result = state.host.process(state.decoder(value, start + k))
+        got.append((result.y_pred, result.confidence) if isinstance(result, Prediction)
+                   else result.reason)
+        if label is not None:
+            doc = json.loads(label)
+            state.host.apply_label(doc["id"], doc["y"])
+        state.next_offset = start + k + 1
+    return got
+
+
+def test_partition_checkpoint_restores_to_identical_predictions(monkeypatch) -> None:
+    """A partition with delayed labels (ids of two types, records waiting in the joiner) is
+    saved, restored and continued: the same predictions, scores and buffers as the original;
+    the state is JSON (no pickle in it) and the header is signed with the configured key."""
+    import pickletools
+
+    from pipelines.checkpoints.partition import (PartitionState, load_partition,
+                                                 partition_parts, save_partition)
+    from pipelines.host import ModelHost
+    from pipelines.labels import LabelJoiner
+    from pipelines.models import make_model
+    from pipelines.runners.kafka_job import KafkaJob
+    from pipelines.validation import JsonDecoder
+
+    monkeypatch.setenv(KEY_ENV, "partition-key")
+    job = KafkaJob("127.0.0.1:1", "t", labels_topic="t-labels")
+    messages = _messages(900, seed=3) + [(b"{not json", None), (b'{"id": 1, "x": {"a": 1e300}}',
+                                                                 None)]
+    state = PartitionState(ModelHost(make_model("adaptive", seed=1), joiner=LabelJoiner()),
+                           JsonDecoder(require_label=False), None)
+    _feed(state, messages[:600], 0)
+    assert state.host.joiner.pending > 0 and state.host.metrics.n > 0
+    blob = save_partition(job, 0, state)
+    doc, model = partition_parts(blob)
+    assert doc["next_offset"] == 600 and doc["host"]["records"] == 600
+    with pytest.raises(ValueError):                      # the state is not a pickle
+        list(pickletools.genops(json.dumps(doc).encode()))
+    restored = load_partition(blob, "y")
+    assert restored.host.joiner.to_state() == state.host.joiner.to_state()
+    assert restored.host.metrics.to_state() == state.host.metrics.to_state()
+    assert restored.decoder._validator.to_state() == state.decoder._validator.to_state()
+    assert _feed(restored, messages[600:], 600) == _feed(state, messages[600:], 600)
+    assert restored.host.metrics.to_state() == state.host.metrics.to_state()
+    assert restored.host.records == state.host.records and restored.host.dead_letters >= 2
+    with pytest.raises(CheckpointError, match="signature"):
+        unseal(blob, key="another key")
+
+
+@pytest.mark.parametrize("mangle", [
+    lambda doc: doc.update(host=[]), lambda doc: doc["host"].update(metrics={"n": "x"}),
+    lambda doc: doc["host"].update(joiner={"pending": 5}), lambda doc: doc.pop("validator"),
+    lambda doc: doc.update(validator={"features": [["a", "weird"]], "target": "y",
+                                      "target_kind": None, "require_label": True}),
+])
+def test_a_malformed_partition_state_is_a_checkpoint_error(mangle) -> None:
+    from pipelines.checkpoints.partition import (CHECKPOINT_SCHEMA, PartitionState,
+                                                 load_partition, partition_parts,
+                                                 save_partition)
+    from pipelines.host import ModelHost
+    from pipelines.models import make_model
+    from pipelines.runners.kafka_job import KafkaJob
+    from pipelines.validation import JsonDecoder
+
+    state = PartitionState(ModelHost(make_model("adaptive", seed=0)), JsonDecoder(), 3)
+    state.decoder(b'{"a": 1.0, "y": 0}', 0)
+    doc, model = partition_parts(save_partition(KafkaJob("127.0.0.1:1", "t"), 0, state))
+    mangle(doc)
+    text = json.dumps(doc).encode()
+    forged = seal(struct.pack(">Q", len(text)) + text + model, schema=CHECKPOINT_SCHEMA)
+    with pytest.raises(CheckpointError, match="malformed"):
+        load_partition(forged, "y")
+
+
+def test_labels_checkpoint_round_trip() -> None:
+    from pipelines.checkpoints.partition import LabelsState, load_labels, save_labels
+    from pipelines.labels import LabelJoiner
+
+    orphans = LabelJoiner(max_size=10, ttl=60.0)
+    for id, y in ((1, 0), ("a", "cat"), (2.5, 1.5), (True, False)):
+        orphans.hold_orphan(id, y)
+    saved = load_labels(save_labels("labels", LabelsState(orphans, {0: 7, 3: 9}, 12, 2)))
+    assert saved.offsets == {0: 7, 3: 9} and (saved.read, saved.invalid) == (12, 2)
+    assert saved.orphans.to_state() == orphans.to_state()
+    assert [type(v) for v in (saved.orphans.take_orphan("a"), saved.orphans.take_orphan(2.5),
+                              saved.orphans.take_orphan(True))] == [str, float, bool]

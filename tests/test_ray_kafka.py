@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import logging
-import pickle
 import re
 import signal
 import subprocess
@@ -21,7 +20,7 @@ import pytest
 from infra import kafka as infra_kafka
 from tests.support import unavailable
 from pipelines.runners import kafka_io as kio
-from pipelines.checkpoints.partition import load_partition
+from pipelines.checkpoints.partition import load_labels, load_partition, partition_parts
 from pipelines.runners.kafka_job import KafkaJob
 from pipelines.runners.ray.worker import PartitionWorker
 from pipelines.runners.ray.driver import init_local_ray
@@ -336,12 +335,11 @@ def test_sigkill_actor_recovers_to_identical_models(kafka_broker: str, ray_local
         assert got_state.host.metrics.correct == want_state.host.metrics.correct
         assert _probe_predictions(got, probe) == _probe_predictions(want, probe)
         # the model snapshots are identical byte for byte (the envelope's header holds the time)
-        got_model = pickle.loads(unseal(got)[1])["model"]
-        want_model = pickle.loads(unseal(want)[1])["model"]
+        got_model, want_model = partition_parts(got)[1], partition_parts(want)[1]
         assert unseal(got_model)[1] == unseal(want_model)[1]
     merged = {p: r for result in results for p, r in result.items()}
     assert sum(r["summary"]["records"] for r in merged.values()) == len(ids)
-    assert pickle.loads(unseal(got)[1])["topic"] == topic
+    assert partition_parts(got)[0]["topic"] == topic
 
 
 def test_record_then_replay_gives_identical_predictions(kafka_broker: str, ray_local: None,
@@ -532,8 +530,8 @@ def test_delayed_labels_join_by_id_and_score_the_arrival_prediction(
     state = load_partition(read_bytes(ckpt.checkpoint_uri(0)), "y")
     assert state.host.joiner is not None and state.host.joiner.pending == 0
     for group in ([0], [1]):
-        doc = pickle.loads(unseal(read_bytes(ckpt.labels_checkpoint_uri(group)))[1])
-        assert sum(doc["offsets"].values()) == n and doc["read"] == n
+        saved = load_labels(read_bytes(ckpt.labels_checkpoint_uri(group)))
+        assert sum(saved.offsets.values()) == n and saved.read == n
 
 
 def test_delayed_label_state_survives_a_restart_from_checkpoints(kafka_broker: str,

@@ -5,14 +5,17 @@ together with a schema: each column's kind, numeric or nominal (see `arrow_files
 and Arrow types, `arff` for ARFF). Every input position ends as a row or a `MalformedRow` (a
 dead letter); what stops reading part-way ends the rows with a `SourceError` (see `table`).
 
-CSV columns are read as bytes and decoded per batch: a value that is not UTF-8 makes its row a
-dead letter. A column is numeric when at least 90 % of its non-null values in the first 100,000
+CSV text goes through `Utf8Repair` before pyarrow parses it: an invalid UTF-8 sequence becomes
+U+FFFD, and a row holding one is a dead letter (pyarrow cannot even report a broken line that is
+not UTF-8). A column is numeric when at least 90 % of its non-null values in the first 100,000
 rows parse as numbers, so a few bad values become dead letters instead of turning the column
 nominal. Empty cells, NA, N/A, null, NULL and None are missing. A header naming a column twice
 is refused. A value longer than pyarrow's block (1 MiB) cannot be parsed and stops the read.
 """
 from __future__ import annotations
 
+import codecs
+import io
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -78,22 +81,70 @@ def resolve_filesystem(path: str) -> tuple[pafs.FileSystem, str]:
     return pafs.LocalFileSystem(), os.path.abspath(path)
 
 
+class Utf8Repair(io.RawIOBase):
+    """A byte stream made valid UTF-8: each invalid sequence becomes U+FFFD; ``repaired`` says
+    whether that happened (a U+FFFD the input held itself does not count)."""
+
+    _FFFD = "\ufffd".encode()
+
+    def __init__(self, raw: pa.NativeFile) -> None:
+        super().__init__()
+        self._raw = raw
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self._tail = b""          # the last two input bytes: a U+FFFD may span two reads
+        self._held = 0            # U+FFFD in the input
+        self._made = 0            # U+FFFD in the output
+        self._out, self._at = b"", 0
+
+    def readable(self) -> bool:
+        return True
+
+    @property
+    def repaired(self) -> bool:
+        return self._made > self._held
+
+    def read(self, size: int = -1) -> bytes:
+        while self._at >= len(self._out):
+            chunk = self._raw.read(1 << 16)
+            text = self._decoder.decode(chunk, final=not chunk)
+            self._held += (self._tail + chunk).count(self._FFFD)
+            self._tail = (self._tail + chunk)[-2:]
+            self._made += text.count("\ufffd")
+            self._out, self._at = text.encode(), 0
+            if not chunk:
+                break
+        end = len(self._out) if size < 0 else self._at + size
+        out = self._out[self._at:end]
+        self._at += len(out)
+        return out
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
 def _csv_reader(
     fs: pafs.FileSystem, fs_path: str, names: list[str] | None, bad: list[pacsv.InvalidRow]
-) -> pacsv.CSVStreamingReader:
-    """A streaming CSV reader; with ``names`` every column is read as bytes; lines with the wrong
-    number of fields are skipped by pyarrow and collected in ``bad``."""
+) -> tuple[pacsv.CSVStreamingReader, Utf8Repair]:
+    """A streaming CSV reader and its repaired input; with ``names`` every column is read as
+    text; lines with the wrong number of fields are skipped by pyarrow and collected in ``bad``."""
     convert = pacsv.ConvertOptions(
-        column_types={n: pa.binary() for n in names or []},
+        column_types={n: pa.string() for n in names or []},
         null_values=_CSV_NULLS, strings_can_be_null=True,
     )
-    parse = pacsv.ParseOptions(
-        invalid_row_handler=lambda row: bad.append(row) or "skip"
+    parse = pacsv.ParseOptions(   # quoted values may hold line breaks (RFC 4180)
+        newlines_in_values=True, invalid_row_handler=lambda row: bad.append(row) or "skip"
     )
-    stream = fs.open_input_stream(fs_path, compression="detect")
+    stream = Utf8Repair(fs.open_input_stream(fs_path, compression="detect"))
     # Single-threaded: only then does pyarrow report a bad line's number, which places it.
     read = pacsv.ReadOptions(block_size=_CSV_BLOCK_BYTES, use_threads=False)
-    return pacsv.open_csv(stream, read_options=read, parse_options=parse, convert_options=convert)
+    return pacsv.open_csv(stream, read_options=read, parse_options=parse,
+                          convert_options=convert), stream
 
 
 def _csv_rows(
@@ -103,8 +154,9 @@ def _csv_rows(
     placed by line number, so a quoted value spanning lines can delay it but never drop it."""
     bad: list[pacsv.InvalidRow] = []
     position = 0  # items (rows and malformed lines) yielded so far
-    for batch in _csv_reader(fs, fs_path, names, bad):
-        for row in _decoded(batch, names):
+    reader, stream = _csv_reader(fs, fs_path, names, bad)
+    for batch in reader:
+        for row in _checked(batch, names, stream.repaired):
             while bad and (bad[0].number is None or bad[0].number - 2 <= position):
                 yield _malformed(bad.pop(0))  # line 1 is the header: data line L is row L - 2
                 position += 1
@@ -113,23 +165,17 @@ def _csv_rows(
     yield from (_malformed(row) for row in bad)
 
 
-def _decoded(batch: pa.RecordBatch, names: list[str]) -> Iterator[dict[str, Any] | MalformedRow]:
-    """A batch of byte columns as text rows; a row with a value that is not UTF-8 is malformed."""
-    columns, broken = [], {}
-    for name, column in zip(names, batch.columns):
-        try:
-            columns.append(pc.cast(column, pa.string()).to_pylist())
-        except pa.ArrowInvalid:   # some value is not UTF-8: decode one by one
-            values = column.to_pylist()
-            for i, value in enumerate(values):
-                try:
-                    values[i] = value if value is None else value.decode("utf-8")
-                except UnicodeDecodeError:
-                    broken.setdefault(i, f"column {printable(repr(name))} is not UTF-8 text")
-            columns.append(values)
-    for i, values in enumerate(zip(*columns)):
-        row = dict(zip(names, values))
-        yield row if i not in broken else MalformedRow(broken[i], row)
+def _checked(batch: pa.RecordBatch, names: list[str],
+             repaired: bool) -> Iterator[dict[str, Any] | MalformedRow]:
+    """A batch's rows; once the input needed repair, a row holding U+FFFD is malformed."""
+    rows = batch.to_pylist()
+    if not repaired:
+        yield from rows
+        return
+    for row in rows:
+        broken = next((n for n in names if "\ufffd" in (row[n] or "")), None)
+        yield row if broken is None else MalformedRow(
+            f"column {printable(repr(broken))} is not UTF-8 text", row)
 
 
 def _malformed(row: pacsv.InvalidRow) -> MalformedRow:
@@ -139,13 +185,14 @@ def _malformed(row: pacsv.InvalidRow) -> MalformedRow:
 
 
 def _csv(fs: pafs.FileSystem, fs_path: str, path: str, target: str) -> FileTable:
-    with _csv_reader(fs, fs_path, None, []) as probe:
+    probe, _ = _csv_reader(fs, fs_path, None, [])
+    with probe:
         names = unique_names(probe.schema.names, path)
     parsed = dict.fromkeys(names, 0)
     present = dict.fromkeys(names, 0)
     sampled = 0
     try:
-        for batch in _csv_reader(fs, fs_path, names, []):
+        for batch in _csv_reader(fs, fs_path, names, [])[0]:
             for name, column in zip(names, batch.columns):
                 present[name] += len(column) - column.null_count
                 matches = pc.match_substring_regex(column, _NUMBER, ignore_case=True)
