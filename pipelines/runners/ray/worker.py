@@ -43,15 +43,17 @@ import collections
 import dataclasses
 import logging
 import os
-import pickle
 import sys
 import time
 from typing import Any
 
-from pipelines.checkpoints import read_bytes, seal, unseal, write_atomic
+from pipelines.checkpoints import read_bytes, write_atomic
 from pipelines.checkpoints.partition import (
+    LabelsState,
     PartitionState,
+    load_labels,
     load_partition,
+    save_labels,
     save_partition,
 )
 from pipelines.host import ModelHost, Prediction
@@ -65,7 +67,6 @@ from pipelines.validation import JsonDecoder
 
 log = logging.getLogger("driftflow")
 
-LABELS_SCHEMA = "driftflow.ray-labels/1"
 # One poll returns at most this many messages: ~1 s of model work at ~500 us a record, so a
 # stop request or a timed checkpoint is never far off. Long runs of one partition's records keep
 # its model warm in the CPU caches: against 500, the worker's CPU per record fell ~4 % (main
@@ -188,9 +189,9 @@ class PartitionWorker:
         blob = (read_bytes(job.labels_checkpoint_uri(self.partitions))
                 if job.checkpoint_dir else None)
         if blob is not None:
-            doc = pickle.loads(unseal(blob, schema=LABELS_SCHEMA)[1])
-            self._orphans, self._label_offsets = doc["orphans"], doc["offsets"]
-            self.labels_read, self.labels_invalid = doc["read"], doc["invalid"]
+            saved = load_labels(blob)
+            self._orphans, self._label_offsets = saved.orphans, saved.offsets
+            self.labels_read, self.labels_invalid = saved.read, saved.invalid
         partitions = kio.list_partitions(job.bootstrap, job.labels_topic,
                                          config=job.client_config)
         self._labels = kio.PartitionReader(job.bootstrap, job.labels_topic, partitions,
@@ -531,12 +532,10 @@ class PartitionWorker:
         if self._orphans is not None:
             self._orphans.expire()
             if self.job.checkpoint_dir and self._labels_since:
-                body = pickle.dumps({"orphans": self._orphans, "offsets": self._label_offsets,
-                                     "read": self.labels_read, "invalid": self.labels_invalid},
-                                    protocol=5)
-                meta = {"topic": self.job.labels_topic}
+                labels = LabelsState(self._orphans, self._label_offsets, self.labels_read,
+                                     self.labels_invalid)
                 write_atomic(self.job.labels_checkpoint_uri(self.partitions),
-                             seal(body, schema=LABELS_SCHEMA, meta=meta))
+                             save_labels(self.job.labels_topic, labels))
             self._labels_since = 0
         if self.job.exactly_once:
             try:
