@@ -45,6 +45,15 @@ _RBOCPD_DELTA = 0.01   # detectors.RBOCPD's default false-alarm bound
 _HALF_LIFE = 500.0     # records: half-life of an expert's recent accuracy (ExpertPool's)
 
 
+def _compiled_run() -> Any:
+    """``kernel.run``'s compiled entry point once it is compiled (the dispatcher's type
+    resolution over ~100 arrays costs ~20 us a call, most of a one-record call's overhead):
+    every call passes the same types (C-contiguous, aligned, writable arrays of fixed dtypes
+    and ranks; restore checks its arrays are such), so the one overload is the one to call."""
+    overloads = kernel.run.overloads
+    return next(iter(overloads.values())).entry_point if len(overloads) == 1 else kernel.run
+
+
 class Adaptive(ArraySnapshots, AdaptiveModel):
     """driftflow's model: DriftMoE with drift detection, growth, pruning and revival.
 
@@ -189,7 +198,9 @@ class Adaptive(ArraySnapshots, AdaptiveModel):
         matrix = np.full((len(rows), self._encoder.n_features), np.nan)
         for i, row in enumerate(rows):
             matrix[i, : len(row)] = row
-        weights = np.ones(len(rows)) if w is None else np.asarray(w, dtype=np.float64)
+        weights = np.ones(len(rows)) if w is None else np.ascontiguousarray(w, dtype=np.float64)
+        if weights.shape != (len(rows),):
+            raise ValueError(f"{weights.shape} weights for {len(rows)} records")
         preds, conf = self._run(matrix, labels, weights, learn=True)
         names = self._encoder.labels
         return [names[p] if p >= 0 else None for p in preds.tolist()], conf
@@ -199,9 +210,10 @@ class Adaptive(ArraySnapshots, AdaptiveModel):
              ) -> tuple[np.ndarray, np.ndarray]:
         preds = np.full(len(X), -1, dtype=np.int64)
         conf = np.zeros(len(X))
+        run = _compiled_run()
         i = 0
         while i < len(X):
-            status, i, reason = kernel.run(
+            status, i, reason = run(
                 self._cfg, self.inputs, self.mlp, self.trees, self.router, self.err_det,
                 self.label_det, self.adwin, self.pool, self.rng, X, Y, W, i, len(X), learn,
                 preds, conf, self._scratch)

@@ -61,6 +61,8 @@ class ArraySnapshots:
             odd = sorted(set(arrays) ^ set(fresh))[:5]
             raise CheckpointError(f"snapshot arrays are not this model's (differ in {odd})")
         for name, a in arrays.items():
+            if not (a.flags.aligned and a.flags.writeable and a.flags.c_contiguous):
+                arrays[name] = a = np.array(a, order="C")   # the kernels' one compiled type
             if a.dtype != fresh[name].dtype or a.ndim != fresh[name].ndim:
                 raise CheckpointError(f"snapshot array {name!r} is {a.dtype}[{a.ndim}d], "
                                       f"expected {fresh[name].dtype}[{fresh[name].ndim}d]")
