@@ -47,6 +47,12 @@ def _accumulate(total: np.ndarray, outer: np.ndarray, x: np.ndarray) -> None:
             outer[i, j] += x[i] * x[j]
 
 
+@njit(cache=True, nogil=True)
+def _accumulate_rows(total: np.ndarray, outer: np.ndarray, rows: np.ndarray) -> None:
+    for r in range(rows.shape[0]):
+        _accumulate(total, outer, rows[r])
+
+
 def _correlation(scatter: np.ndarray) -> np.ndarray:
     """Correlation matrix of an (upper-triangular) scatter matrix; 0 where a variance is 0."""
     full = np.triu(scatter) + np.triu(scatter, 1).T
@@ -138,6 +144,30 @@ class CorrelationShift(DetectorMixin):
         self._in_block += 1
         if self._in_block == self.block:
             self._close_block()
+
+    def update_many(self, rows: np.ndarray) -> list[tuple[int, list[dict[str, Any]]]]:
+        """`update` over the rows of a (records x features) float array, a block at a time in
+        compiled code; returns (row, evidence) for every drift, in order."""
+        x = np.ascontiguousarray(rows, dtype=np.float64)
+        if x.ndim != 2 or not np.isfinite(x).all():
+            raise ValueError("CorrelationShift.update_many takes a 2-D array of finite reals")
+        if self._d == 0 and len(x):
+            self._allocate(x.shape[1])
+        elif len(x) and x.shape[1] != self._d:
+            raise ValueError(f"CorrelationShift: expected {self._d} features; got {x.shape[1]}")
+        out, i = [], 0
+        while i < len(x):
+            j = min(len(x), i + self.block - self._in_block)
+            _accumulate_rows(self._sum, self._outer, x[i:j])
+            self._in_block += j - i
+            self._n_seen += j - i
+            self._drift = False
+            if self._in_block == self.block:
+                self._close_block()
+                if self._drift:
+                    out.append((j - 1, self.evidence()))
+            i = j
+        return out
 
     def _close_block(self) -> None:
         scatter = np.triu(self._outer - np.outer(self._sum, self._sum) / self.block)

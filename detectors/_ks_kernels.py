@@ -76,3 +76,27 @@ def bank_step(ref: np.ndarray, ref_n: np.ndarray, win: np.ndarray, win_n: np.nda
                 win_n[c] = 0
                 win_pos[c] = 0
     return n_fired
+
+
+@njit(cache=True, nogil=True)
+def bank_steps(ref: np.ndarray, ref_n: np.ndarray, win: np.ndarray, win_n: np.ndarray,
+               win_pos: np.ndarray, values: np.ndarray, present: np.ndarray, n_before: int,
+               stride: int, crit: float, stat: np.ndarray, fired: np.ndarray,
+               evidence: np.ndarray, hit_row: np.ndarray, hit_chan: np.ndarray,
+               hit_evidence: np.ndarray, hit_stat: np.ndarray) -> int:
+    """`bank_step` over the rows of ``values`` / ``present`` (records n_before + 1, ...), in
+    order; every drift is written to the ``hit_*`` arrays (row, channel, evidence, D). Returns
+    how many there were."""
+    n_hits = 0
+    for r in range(values.shape[0]):
+        test_now = (n_before + r + 1) % stride == 0
+        if bank_step(ref, ref_n, win, win_n, win_pos, values[r], present[r], test_now, crit,
+                     stat, fired, evidence):
+            for c in range(fired.size):
+                if fired[c]:
+                    hit_row[n_hits] = r
+                    hit_chan[n_hits] = c
+                    hit_evidence[n_hits] = evidence[c]
+                    hit_stat[n_hits] = stat[c]
+                    n_hits += 1
+    return n_hits

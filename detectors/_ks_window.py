@@ -25,7 +25,7 @@ import numpy as np
 
 from ._base import InputKind
 from ._checks import as_real
-from ._ks_kernels import EVIDENCE, bank_step
+from ._ks_kernels import EVIDENCE, bank_step, bank_steps
 from ._mixin import DetectorMixin
 
 __all__ = ["KSWindow", "KSWindowBank", "ks_critical"]
@@ -71,6 +71,7 @@ class KSWindowBank:
         self._stat = np.zeros(0)
         self._evidence = np.zeros((0, EVIDENCE))
         self._fired = np.zeros(0, dtype=np.bool_)
+        self._hit_row = np.zeros(0, dtype=np.int64)
         for _ in range(channels):
             self.add_channel()
 
@@ -99,20 +100,32 @@ class KSWindowBank:
                             self._stat, self._fired, self._evidence)
         return np.flatnonzero(self._fired) if n_fired else _NONE
 
+    def update_many(self, values: np.ndarray, present: np.ndarray
+                    ) -> list[tuple[int, int, dict[str, Any]]]:
+        """`update` over the rows of ``values`` / ``present`` (records x channels) in one
+        compiled call; returns (row, channel, evidence) for every drift, in order."""
+        rows = values.shape[0]
+        hits = rows * self.channels
+        if self._hit_row.size < hits:   # scratch, reused across calls (not state)
+            self._hit_row, self._hit_chan = np.zeros(hits, np.int64), np.zeros(hits, np.int64)
+            self._hit_evidence, self._hit_stat = np.zeros((hits, EVIDENCE)), np.zeros(hits)
+        hit_row, hit_chan, hit_evidence, hit_stat = (
+            self._hit_row, self._hit_chan, self._hit_evidence, self._hit_stat)
+        n_hits = bank_steps(self._ref, self._ref_n, self._win, self._win_n, self._win_pos,
+                            values, present, self._n, self.stride, self._crit, self._stat,
+                            self._fired, self._evidence, hit_row, hit_chan, hit_evidence,
+                            hit_stat)
+        self._n += rows
+        return [(int(hit_row[i]), int(hit_chan[i]), _evidence(hit_stat[i], hit_evidence[i]))
+                for i in range(n_hits)]
+
     def statistic(self, channel: int) -> float:
         """The KS distance D at the channel's last test."""
         return float(self._stat[channel])
 
     def evidence(self, channel: int) -> dict[str, Any]:
         """A fired channel's D, direction ("mean" or "spread") and before/after mean and sd."""
-        b_mean, b_sd, a_mean, a_sd = (float(v) for v in self._evidence[channel])
-        scale = b_sd if b_sd > 0 else max(a_sd, 1e-12)
-        mean_move = abs(a_mean - b_mean) / scale
-        spread_move = abs(math.log(max(a_sd, 1e-12) / max(b_sd, 1e-12)))
-        return {"statistic": round(self.statistic(channel), 4),
-                "direction": "mean" if mean_move >= spread_move else "spread",
-                "before": {"mean": round(b_mean, 4), "sd": round(b_sd, 4)},
-                "after": {"mean": round(a_mean, 4), "sd": round(a_sd, 4)}}
+        return _evidence(self._stat[channel], self._evidence[channel])
 
     def to_state(self) -> dict[str, Any]:
         """Settings and learned state as plain numbers and numpy arrays (no pickle needed)."""
@@ -130,6 +143,19 @@ class KSWindowBank:
             setattr(bank, name, np.array(state[name[1:]], dtype=getattr(bank, name).dtype))
         bank._fired = np.zeros(bank.channels, dtype=np.bool_)
         return bank
+
+
+def _evidence(stat: float, moments: np.ndarray) -> dict[str, Any]:
+    """D, direction ("mean" or "spread": whichever moved more, the mean in reference sds or
+    the sd as a log ratio) and the before/after mean and sd of one drift."""
+    b_mean, b_sd, a_mean, a_sd = (float(v) for v in moments)
+    scale = b_sd if b_sd > 0 else max(a_sd, 1e-12)
+    mean_move = abs(a_mean - b_mean) / scale
+    spread_move = abs(math.log(max(a_sd, 1e-12) / max(b_sd, 1e-12)))
+    return {"statistic": round(float(stat), 4),
+            "direction": "mean" if mean_move >= spread_move else "spread",
+            "before": {"mean": round(b_mean, 4), "sd": round(b_sd, 4)},
+            "after": {"mean": round(a_mean, 4), "sd": round(a_sd, 4)}}
 
 
 _NONE = np.zeros(0, dtype=np.int64)

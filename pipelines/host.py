@@ -129,14 +129,18 @@ class ModelHost:
         events: dict[int, list[dict[str, Any]]] = {}
         for event in self.model.events():
             events.setdefault(event["position"] - first, []).append(event)
+        inputs: dict[int, list[dict[str, Any]]] = {}
+        if self.input_monitor is not None:   # the whole run through the monitor at once
+            for k, event in self.input_monitor.update_many([r.x for r in run]):
+                inputs.setdefault(k, []).append(event)
         out = []
         for k, (item, y_pred) in enumerate(zip(run, predictions)):
             self.records += 1
             self.metrics.update(item.y, y_pred)
             for event in events.get(k, ()):
                 self._add_event(event, item.offset, item.partition)
-            if self.input_monitor is not None:
-                self._watch_inputs(item)
+            for event in inputs.get(k, ()):
+                self._add_input_event(event, item)
             out.append(Prediction(item.offset, item.partition, item.id, item.key, y_pred,
                                   float(confidences[k]), item.y))
         run.clear()
@@ -198,14 +202,17 @@ class ModelHost:
                 "scored_recent": len(recent), "scored_before": len(before)}
 
     def _watch_inputs(self, item: Record) -> None:
-        """Feed the record's features to the input-drift monitor; keep its events, with the
-        record's offset as their position."""
+        """Feed the record's features to the input-drift monitor."""
         for event in self.input_monitor.update(item.x):
-            event.update(position=item.offset, offset=item.offset, partition=item.partition)
-            self.input_drifts.append({"position": item.offset, "partition": item.partition,
-                                      "detector": event["detector"],
-                                      "features": [f["name"] for f in event["features"]]})
-            self._events.append(event)
+            self._add_input_event(event, item)
+
+    def _add_input_event(self, event: dict[str, Any], item: Record) -> None:
+        """Keep an input-drift event, with the record's offset as its position."""
+        event.update(position=item.offset, offset=item.offset, partition=item.partition)
+        self.input_drifts.append({"position": item.offset, "partition": item.partition,
+                                  "detector": event["detector"],
+                                  "features": [f["name"] for f in event["features"]]})
+        self._events.append(event)
 
     def take_events(self) -> list[dict[str, Any]]:
         """Events since the last call, each with the offset and partition that caused it."""

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -49,8 +50,6 @@ class InputDriftMonitor:
         self._numeric: list[str] = []
         self._nominal: dict[str, ChiSquareWindow] = {}
         self._bank = KSWindowBank(0, window, stride, alpha)
-        self._values = np.zeros(0)
-        self._present = np.zeros(0, dtype=np.bool_)
         self._correlation = (CorrelationShift(window, stride, alpha, max(correlated, 2))
                              if correlated >= 2 else None)
         self._last_marginal = -math.inf   # record count of the last per-feature alarm
@@ -74,58 +73,73 @@ class InputDriftMonitor:
         elif _is_number(value):
             self._numeric.append(name)
             self._bank.add_channel()
-            self._values = np.zeros(len(self._numeric))
-            self._present = np.zeros(len(self._numeric), dtype=np.bool_)
         else:
             self._nominal[name] = ChiSquareWindow(self.window, self.stride, self.alpha)
 
     def update(self, x: dict[str, Any]) -> list[dict[str, Any]]:
         """Feed one record's features; return the input-drift events it caused (usually [])."""
-        self.n += 1
-        if len(x) > self._n_known or not self._known.issuperset(x):
-            for name, value in x.items():
-                if name not in self._known and value is not None:
-                    self._add(name, value)
-        events = []
-        numeric = self._feed_numeric(x)
-        if numeric:
-            events.append(self._event("ks-window", numeric))
-        nominal = self._feed_nominal(x)
-        if nominal:
-            events.append(self._event("chi2-window", nominal))
-        if numeric or nominal:
-            self._last_marginal = self.n
-        pairs = self._feed_correlation()
-        if pairs and self.n - self._last_marginal > 2 * self.window:
-            events.append(self._event("correlation-shift", pairs))
-        return events
+        return [event for _, event in self.update_many([x])]
 
-    def _feed_numeric(self, x: dict[str, Any]) -> list[dict[str, Any]]:
-        if not self._numeric:
+    def update_many(self, xs: Sequence[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
+        """Feed records in order; return (index in ``xs``, event) for every input drift. Same
+        events and state as `update` record by record; the numeric detectors run over the
+        whole batch in one compiled call."""
+        out: list[tuple[int, dict[str, Any]]] = []
+        start = 0
+        for i, x in enumerate(xs):
+            if len(x) > self._n_known or not self._known.issuperset(x):
+                out += self._batch(xs[start:i], start)   # new features join from this record
+                start = i
+                for name, value in x.items():
+                    if name not in self._known and value is not None:
+                        self._add(name, value)
+        return out + self._batch(xs[start:], start)
+
+    def _batch(self, xs: Sequence[dict[str, Any]], offset: int
+               ) -> list[tuple[int, dict[str, Any]]]:
+        """Records with no new feature: every detector over them, then the events in order."""
+        if not xs:
             return []
-        try:   # the common case: every numeric feature present (validated records: floats)
-            self._values = np.array([x[name] for name in self._numeric], dtype=np.float64)
-            np.isfinite(self._values, out=self._present)
-            dense = bool(self._present.all())
-        except (KeyError, TypeError, ValueError):
-            dense = False
-        if not dense:
-            self._scan_numeric(x)
-        fired = self._bank.update(self._values, self._present)
-        return [{"name": self._numeric[c], **self._bank.evidence(c)} for c in fired]
+        n0 = self.n
+        self.n += len(xs)
+        values, present = self._numeric_rows(xs)
+        numeric: dict[int, list[dict[str, Any]]] = {}
+        for row, c, evidence in self._bank.update_many(values, present):
+            numeric.setdefault(row, []).append({"name": self._numeric[c], **evidence})
+        nominal = {row: hits for row, hits in enumerate(map(self._feed_nominal, xs)) if hits}
+        pairs = self._feed_correlation(values, present)
+        out = []
+        for row in sorted({*numeric, *nominal, *pairs}):
+            n = n0 + row + 1
+            for detector, hits in (("ks-window", numeric), ("chi2-window", nominal)):
+                if row in hits:
+                    out.append((offset + row, self._event(detector, hits[row], n)))
+                    self._last_marginal = n
+            if row in pairs and n - self._last_marginal > 2 * self.window:
+                out.append((offset + row, self._event("correlation-shift", pairs[row], n)))
+        return out
 
-    def _scan_numeric(self, x: dict[str, Any]) -> None:
-        """Value by value: a missing, non-numeric or non-finite value is absent this record."""
-        self._values = values = np.zeros(len(self._numeric))
-        present = self._present
-        for i, name in enumerate(self._numeric):
-            v = x.get(name)
-            ok = (type(v) is float or _is_number(v)) and math.isfinite(v)
-            present[i] = ok
-            if ok:
-                values[i] = v
-            elif v is not None:
-                self.skipped_values += 1
+    def _numeric_rows(self, xs: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+        """(values, present) arrays, records x numeric features."""
+        names = self._numeric
+        try:   # the common case: every numeric feature present (validated records: floats)
+            values = np.array([[x[name] for name in names] for x in xs], dtype=np.float64)
+            values = values.reshape(len(xs), len(names))
+            present = np.isfinite(values)
+            if present.all():
+                return values, present
+        except (KeyError, TypeError, ValueError):
+            pass
+        values = np.zeros((len(xs), len(names)))
+        present = np.zeros((len(xs), len(names)), dtype=np.bool_)
+        for r, x in enumerate(xs):   # value by value: missing, non-numeric, non-finite = absent
+            for c, name in enumerate(names):
+                v = x.get(name)
+                if _is_number(v) and math.isfinite(v):
+                    values[r, c], present[r, c] = v, True
+                elif v is not None:
+                    self.skipped_values += 1
+        return values, present
 
     def _feed_nominal(self, x: dict[str, Any]) -> list[dict[str, Any]]:
         out = []
@@ -139,26 +153,29 @@ class InputDriftMonitor:
                 out.append({"name": name, **det.evidence()})
         return out
 
-    def _feed_correlation(self) -> list[dict[str, Any]]:
+    def _feed_correlation(self, values: np.ndarray, present: np.ndarray
+                          ) -> dict[int, list[dict[str, Any]]]:
+        """Rows whose first ``correlated`` numeric features are all present go to the
+        correlation detector; its drifts by row, each pair named from both sides."""
         det, k = self._correlation, min(self.correlated, len(self._numeric))
-        if det is None or k < 2 or not self._present[:k].all():
-            return []
-        if det.n_features and det.n_features != k:   # a numeric feature joined the first k: start again
+        if det is None or k < 2:
+            return {}
+        if det.n_features and det.n_features != k:   # a numeric feature joined the first k
             det.reset()
-        det.update(self._values[:k])
-        if not det.drift_detected:
-            return []
-        out = []
-        for pair in det.evidence():
-            i, j = pair.pop("pair")
-            for a, b in ((i, j), (j, i)):
-                out.append({"name": self._numeric[a], "with": self._numeric[b],
-                            "direction": "correlation", **pair})
+        complete = present[:, :k].all(axis=1)
+        rows = None if complete.all() else np.flatnonzero(complete)
+        out = {}
+        for r, evidence in det.update_many(values[:, :k] if rows is None else values[rows, :k]):
+            out[r if rows is None else int(rows[r])] = [
+                {"name": self._numeric[a], "with": self._numeric[b], "direction": "correlation",
+                 **{key: v for key, v in pair.items() if key != "pair"}}
+                for pair in evidence for a, b in (pair["pair"], pair["pair"][::-1])]
         return out
 
-    def _event(self, detector: str, features: list[dict[str, Any]]) -> dict[str, Any]:
+    def _event(self, detector: str, features: list[dict[str, Any]], n: int) -> dict[str, Any]:
+        """The event of the n-th record (1-based) seen."""
         self.counts.update({f["name"] for f in features})
-        return {"position": self.n - 1, "kind": "input_drift", "detector": detector,
+        return {"position": n - 1, "kind": "input_drift", "detector": detector,
                 "features": features}
 
     def to_state(self) -> dict[str, Any]:
@@ -179,8 +196,6 @@ class InputDriftMonitor:
         mon.n = int(state["n"])
         mon._numeric = list(state["numeric"])
         mon._bank = KSWindowBank.from_state(state["bank"])
-        mon._values = np.zeros(len(mon._numeric))
-        mon._present = np.zeros(len(mon._numeric), dtype=np.bool_)
         mon._nominal = {k: ChiSquareWindow.from_state(s) for k, s in state["nominal"].items()}
         if state["correlation"] is not None:
             mon._correlation = CorrelationShift.from_state(state["correlation"])

@@ -194,3 +194,20 @@ def test_report_heat_strip_with_many_features_and_marks(tmp_path):
                   detected=list(range(0, 100_000, 500)), features=features, input_drifts=drifts,
                   n_records=100_000)
     assert path.stat().st_size > 10_000
+
+
+def test_batches_give_the_same_events_and_state_as_record_by_record():
+    rows = _rows(9000, seed=4, mean_shift=("f0",), mix_shift=True)
+    rows[5] = {k: v for k, v in rows[5].items() if k != "f3"}          # a missing value
+    rows[6] = {**rows[6], "f2": "not a number", "late": 1.0}           # a bad one, a new feature
+    one, many = InputDriftMonitor(), InputDriftMonitor()
+    expected = [(i, e) for i, row in enumerate(rows) for e in one.update(row)]
+    got, start = [], 0
+    for size in (3, 700, 1, 2500, 5796):
+        got += [(start + i, e) for i, e in many.update_many(rows[start:start + size])]
+        start += size
+    assert expected and got == expected
+    assert many.skipped_values == one.skipped_values == 1
+    a, b = one.to_state(), many.to_state()
+    assert a["bank"]["n"] == b["bank"]["n"] and a["counts"] == b["counts"]
+    assert all(np.array_equal(a["bank"][k], b["bank"][k]) for k in ("ref", "win", "win_pos"))
