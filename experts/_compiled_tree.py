@@ -12,10 +12,31 @@ from typing import Any
 
 import numpy as np
 
+from ._compiled_tree_checks import check_pool_arrays
 from ._compiled_tree_kernels import (
-    DELTA, GRACE, LEAF_MC, LEAF_NB, LEAF_NBA, LEAF_PREDICTION, MAX_NODES, MIN_BRANCH_FRAC,
-    N_SETTINGS, NB_THRESHOLD, SPLIT_POINTS, TAU, USED_BRANCHES, USED_NODES, USED_ROWS, TreePool,
-    tree_learn, tree_predict_learn, tree_predict_learn_many, tree_predict_proba, tree_reset,
+    tree_learn,
+    tree_predict_learn,
+    tree_predict_learn_many,
+    tree_predict_proba,
+    tree_reset,
+)
+from ._compiled_tree_layout import (
+    DELTA,
+    GRACE,
+    LEAF_MC,
+    LEAF_NB,
+    LEAF_NBA,
+    LEAF_PREDICTION,
+    MAX_NODES,
+    MIN_BRANCH_FRAC,
+    N_SETTINGS,
+    NB_THRESHOLD,
+    SPLIT_POINTS,
+    TAU,
+    USED_BRANCHES,
+    USED_NODES,
+    USED_ROWS,
+    TreePool,
 )
 
 LEAF_PREDICTIONS = {"mc": LEAF_MC, "nb": LEAF_NB, "nba": LEAF_NBA}
@@ -37,9 +58,18 @@ _INT_FIELDS = {"nominal_values", "feature_col", "value_offset", "sizes", "node_f
 _EMPTY = {"node_feature": -1, "node_row": -1, "branch_child": -1}   # fill of unused entries
 
 __all__ = [
-    "TreePool", "new_tree_pool", "grow_tree_pool", "ensure_tree_capacity", "tree_pool_arrays",
-    "tree_pool_from_arrays", "tree_predict_proba", "tree_learn", "tree_reset",
-    "tree_predict_learn", "tree_predict_learn_many", "LEAF_PREDICTIONS",
+    "LEAF_PREDICTIONS",
+    "TreePool",
+    "ensure_tree_capacity",
+    "grow_tree_pool",
+    "new_tree_pool",
+    "tree_learn",
+    "tree_pool_arrays",
+    "tree_pool_from_arrays",
+    "tree_predict_learn",
+    "tree_predict_learn_many",
+    "tree_predict_proba",
+    "tree_reset",
 ]
 
 
@@ -195,17 +225,15 @@ def tree_pool_arrays(pool: TreePool) -> dict[str, np.ndarray]:
 def tree_pool_from_arrays(arrays: dict[str, np.ndarray]) -> TreePool:
     """A pool from ``tree_pool_arrays`` output; ValueError on any missing, extra, mistyped,
     misshaped or out-of-range array (the kernels index without bounds checks)."""
-    from ._compiled_tree_checks import check_pool_arrays
-
     if set(arrays) != set(_AXES):
         raise ValueError(f"tree pool arrays must be exactly {sorted(_AXES)}")
     copies = {}
-    for name in _AXES:
+    for name, axes in _AXES.items():
         a = np.asarray(arrays[name])
         dtype = np.int64 if name in _INT_FIELDS else np.float64
-        if a.dtype != dtype or a.ndim != 1 + len(_AXES[name]):
+        if a.dtype != dtype or a.ndim != 1 + len(axes):
             raise ValueError(f"tree pool array {name!r}: need {dtype.__name__} with "
-                             f"{1 + len(_AXES[name])} axes, got {a.dtype} {a.shape}")
+                             f"{1 + len(axes)} axes, got {a.dtype} {a.shape}")
         copies[name] = np.ascontiguousarray(a).copy()
     pool = TreePool(**copies)
     dims: dict[str, int] = {}

@@ -7,8 +7,15 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ._compiled_tree_kernels import (
-    DELTA, GRACE, LEAF_PREDICTION, MAX_NODES, N_SETTINGS, SPLIT_POINTS, TAU, TreePool,
+from ._compiled_tree_layout import (
+    DELTA,
+    GRACE,
+    LEAF_PREDICTION,
+    MAX_NODES,
+    N_SETTINGS,
+    SPLIT_POINTS,
+    TAU,
+    TreePool,
 )
 
 _MAX_SPLIT_POINTS = 1000   # candidate thresholds per numeric feature: MOA uses 10

@@ -10,8 +10,14 @@ import numpy as np
 from river import base
 
 from ._compiled_tree import (
-    TreePool, ensure_tree_capacity, grow_tree_pool, new_tree_pool, tree_learn, tree_pool_arrays,
-    tree_pool_from_arrays, tree_predict_proba,
+    TreePool,
+    ensure_tree_capacity,
+    grow_tree_pool,
+    new_tree_pool,
+    tree_learn,
+    tree_pool_arrays,
+    tree_pool_from_arrays,
+    tree_predict_proba,
 )
 from ._encoding import RecordEncoder
 
