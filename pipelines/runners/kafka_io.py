@@ -144,6 +144,10 @@ class OutputsNotDelivered(RuntimeError):
     """Some output messages sent since the last flush failed or were not acknowledged."""
 
 
+class BrokerAway(RuntimeError):
+    """Every broker went away during a flush; the messages stay queued for when one is back."""
+
+
 class PartitionReader:
     """A confluent-kafka (librdkafka) consumer manually assigned ``partitions`` of ``topic``:
     the worker's records and its labels reader.
@@ -164,6 +168,7 @@ class PartitionReader:
         self.topic = topic
         self._tps = {p: ck.TopicPartition(topic, p) for p in partitions}
         self.away_since: float | None = None   # monotonic time all brokers were seen down
+        self.disturbed = False   # a connection to a broker was lost (since `begin`, for a writer)
         self._consumer = ck.Consumer({
             **confluent_settings(bootstrap, config, error_cb=self._on_error),
             "group.id": group, "client.id": client_id,
@@ -184,6 +189,8 @@ class PartitionReader:
     def _on_error(self, error: Any) -> None:
         """librdkafka's client-level errors (served in poll/flush): notes when every broker is
         down; the client reconnects by itself, `broker_back` notices it did."""
+        if error.name() in ("_TRANSPORT", "_ALL_BROKERS_DOWN"):
+            self.disturbed = True
         if error.name() == "_ALL_BROKERS_DOWN" and self.away_since is None:
             self.away_since = time.monotonic()
 
@@ -330,8 +337,14 @@ class PartitionIO(PartitionReader):
 
     def flush(self, timeout_s: float) -> None:
         """Wait until every message sent so far is acknowledged; raises if one failed or is
-        still unacknowledged after ``timeout_s``."""
-        left = self._producer.flush(timeout_s)
+        still unacknowledged after ``timeout_s``, `BrokerAway` as soon as every broker is
+        seen down (the messages stay queued)."""
+        deadline = time.monotonic() + timeout_s
+        left = self._producer.flush(min(timeout_s, PROBE_TIMEOUT_S))
+        while left and time.monotonic() < deadline:
+            if self.away_since is not None:
+                raise BrokerAway(f"{left} output message(s) wait for the broker")
+            left = self._producer.flush(min(PROBE_TIMEOUT_S, deadline - time.monotonic()))
         failures, self._failures = self._failures, []
         if failures or left:
             reason = failures[0] if failures else "not acknowledged in time"
@@ -339,6 +352,7 @@ class PartitionIO(PartitionReader):
                                       f"delivered: {reason}")
 
     def begin(self) -> None:
+        self.disturbed = False
         self._producer.begin_transaction()
 
     def commit_transaction(self, offsets: dict[int, int]) -> None:

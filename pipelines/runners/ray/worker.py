@@ -179,7 +179,17 @@ class PartitionWorker:
         self._io.close(flush_timeout_s=None)
         if self._labels is not None:
             self._labels.close()
-        self._open()
+        deadline = time.monotonic() + kio.OUTAGE_TIMEOUT_S
+        while True:
+            try:   # a broker just back may not serve groups and transactions for a while
+                self._open()
+                break
+            except kio.KafkaError as exc:
+                if time.monotonic() > deadline:
+                    raise kio.KafkaUnavailable(f"Kafka did not serve the job again within "
+                                               f"{kio.OUTAGE_TIMEOUT_S:g} s: {exc}") from None
+                log.warning("worker %s: reopening after a lost broker: %s", self.partitions, exc)
+                self._io.close(flush_timeout_s=None)
         if self.job.exactly_once:
             self._io.begin()
 
@@ -307,6 +317,8 @@ class PartitionWorker:
             try:
                 self.checkpoint(final=True)
                 break
+            except kio.BrokerAway:
+                self._io.wait_until_back()
             except kio.OutputsNotDelivered as exc:
                 self._rewind(exc)
                 self._loop(None)   # back to where the steps were (`stop` set: to the checkpoint)
@@ -370,8 +382,11 @@ class PartitionWorker:
         state = self._state[partition]
         send = self._io.send
         for m in messages:
-            offset, timestamp = m.offset(), _timestamp_ms(m)
-            item = state.decoder(m.value(), offset, partition, key=formats.key_text(m.key()))
+            offset, timestamp, value = m.offset(), _timestamp_ms(m), m.value()
+            item = (state.decoder(value, offset, partition, key=formats.key_text(m.key()))
+                    if value is not None else   # a tombstone: no value at all
+                    DeadLetter(offset, "message has no value (null)", raw=b"",
+                               partition=partition))
             if (self._orphans is not None and isinstance(item, Record) and item.y is None
                     and item.id is not None):
                 y = self._orphans.take_orphan(item.id)   # its label came first
@@ -508,13 +523,21 @@ class PartitionWorker:
                for s in self._state.values()) or (
                 self._labels_since >= self.job.checkpoint_every
                 or (due_time and self._labels_since)):
-            self.checkpoint()
+            try:
+                self.checkpoint()
+            except kio.BrokerAway:
+                pass   # the broker went during the flush: again once it is back
 
     def checkpoint(self, final: bool = False) -> None:
         """Flush sinks, save state, then commit offsets (in that order); with ``exactly_once``
         the commit is the transaction's, and a new one begins unless this is the ``final``.
         Waits first for a broker that is away (`kafka_io.OUTAGE_TIMEOUT_S` at most)."""
         self._io.wait_until_back()
+        if self.job.exactly_once and self._io.disturbed:
+            # librdkafka's transaction calls could hang past their timeouts after a broker
+            # restart (measured here): the transaction is redone with new clients instead
+            raise kio.OutputsNotDelivered("the connection to the broker was lost during the "
+                                          "transaction")
         self._io.flush(FLUSH_TIMEOUT_S)
         offsets = {}
         for p, state in self._state.items():

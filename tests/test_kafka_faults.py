@@ -1,0 +1,188 @@
+"""Faults through the real broker and a real local Ray: poison messages of every kind, and the
+broker stopped and started in the middle of a run. Records in = predictions + dead letters +
+skips, exactly, per partition; with --exactly-once no record is lost or predicted twice."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from typing import Any
+
+import pytest
+
+from infra import kafka as infra_kafka
+from pipelines.runners.kafka_job import KafkaJob
+from pipelines.sources import open_source
+from tests.test_ray_kafka import _read_all, ray_local  # noqa: F401 - a fixture
+
+pytestmark = pytest.mark.integration
+
+FLUSH_TIMEOUT_S = 60.0
+# librdkafka refuses to produce a message over its message.max.bytes (1,000,000 by default);
+# the broker's own limit (max.message.bytes) is 1,048,588 by default.
+OVER_CLIENT_LIMIT = 1_200_000
+BROKER_LIMIT = 1_048_588
+
+
+def _record(i: int, x: dict[str, Any], y: Any) -> bytes:
+    return json.dumps({"id": i, "x": x, "y": y}).encode()
+
+
+def _poison(n: int) -> list[tuple[str, bytes | None, bytes | None, bool]]:
+    """(what, value, key, is_valid_record) of each poison message; ids from ``n`` on."""
+    x = {"0": 1.0, "1": 2.0, "2": 3.0}
+    huge = b'{"id": %d, "x": {"0": "' % n + b"A\\\"" * 300_000 + b'"}, "y": 1}'   # ~900 KB
+    return [
+        ("invalid JSON", b"{not json", None, False),
+        ("a JSON array", b"[1, 2, 3]", None, False),
+        ("feature of the wrong type", _record(n + 1, {**x, "0": "abc"}, 0), None, False),
+        ("features as a list", json.dumps({"id": n + 2, "x": [1, 2, 3], "y": 0}).encode(),
+         None, False),
+        ("label of the wrong type", _record(n + 3, x, {"a": 1}), None, False),
+        ("huge payload", huge, None, False),
+        ("empty value", b"", None, False),
+        ("null value (tombstone)", None, b"k", False),
+        ("unknown field", _record(n + 4, {**x, "zz": 1.0}, 0), None, False),
+        ("NaN feature", b'{"id": %d, "x": {"0": NaN, "1": 1, "2": 2}, "y": 0}' % (n + 5),
+         None, False),
+        ("null label", _record(n + 6, x, None), None, False),
+        ("id of the wrong type", json.dumps({"id": [1], "x": x, "y": 0}).encode(), None, False),
+        ("nested 100,000 deep", b"[" * 100_000 + b"]" * 100_000, None, False),
+        ("not UTF-8", b"\xff\xfe{\x00", None, False),
+        ("key of the wrong type (binary)", _record(n + 7, x, 1), b"\xff\x00\xfe", True),
+    ]
+
+
+def _produce_with_poison(bootstrap: str, topic: str, n: int) -> dict[str, Any]:
+    """``n`` SEA records over two partitions, the poison after the 10th record of each; and two
+    oversized messages: one the client refuses, one (client limit raised) the broker refuses.
+    Returns the ids and, per partition, the poison expected as dead letters and predictions."""
+    import confluent_kafka as ck
+
+    infra_kafka.create_topic(topic, partitions=2, bootstrap=bootstrap)
+    producer = ck.Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+    rows = list(open_source("synthetic:SEAa", limit=n, seed=7))
+    poison = _poison(n)
+    for i, r in enumerate(rows):
+        producer.produce(topic, _record(i, r.x, r.y), partition=i % 2)
+        if i in (18, 19):   # the 10th record of partition 0 and of partition 1
+            for _, value, key, _ in poison:
+                producer.produce(topic, value, key=key, partition=i % 2)
+        producer.poll(0)
+    failures: list[Any] = []
+    producer.flush(FLUSH_TIMEOUT_S)
+    with pytest.raises(ck.KafkaException) as too_large:
+        producer.produce(topic, b"C" * OVER_CLIENT_LIMIT, partition=1)
+    # with the client's limit raised, the broker's own (max.message.bytes) refuses it
+    refused: list[str] = []
+    big = ck.Producer({"bootstrap.servers": bootstrap, "message.max.bytes": 2_000_000})
+    big.produce(topic, b"B" * (BROKER_LIMIT + 100_000), partition=0,
+                on_delivery=lambda err, msg: err and refused.append(err.name()))
+    big.flush(FLUSH_TIMEOUT_S)
+    assert not failures
+    assert refused == ["MSG_SIZE_TOO_LARGE"]                     # the broker said no
+    assert too_large.value.args[0].name() == "MSG_SIZE_TOO_LARGE"  # the client said no
+    dead = sum(not valid for *_, valid in poison)
+    return {"ids": list(range(n)) + [n + 7, n + 7], "dead_per_partition": dead,
+            "records_per_partition": n // 2 + len(poison)}
+
+
+def test_poison_messages_end_as_dead_letters_and_the_job_keeps_running(
+        kafka_broker: str, ray_local: Any, tmp_path) -> None:  # noqa: F811 - the fixture
+    from pipelines.runners.ray.driver import run_ray
+    from pipelines.sinks.kafka_messages import RAW_MAX_BYTES
+
+    topic, n = f"poison-{uuid.uuid4().hex[:8]}", 600
+    sent = _produce_with_poison(kafka_broker, topic, n)
+    job = KafkaJob(kafka_broker, topic, seed=4, checkpoint_dir=str(tmp_path / "ckpt"),
+                   checkpoint_every=100)
+    metrics = run_ray(job, actors=2, until_end=True, out_dir=str(tmp_path / "out"))
+
+    preds = _read_all(kafka_broker, f"{topic}.predictions")
+    dead = _read_all(kafka_broker, f"{topic}.dead-letter")
+    assert sorted(p["id"] for p in preds) == sorted(sent["ids"])   # each good record once
+    for part in ("0", "1"):
+        got = metrics["partitions"][part]
+        p_preds = [p for p in preds if p["partition"] == int(part)]
+        p_dead = [d for d in dead if d["partition"] == int(part)]
+        # the accounting identity, per partition, against what is on the topics
+        assert got["records"] == got["next_offset"] == sent["records_per_partition"]
+        assert got["records"] == len(p_preds) + len(p_dead) + got["skipped"]
+        assert got["dead_letters"] == len(p_dead) == sent["dead_per_partition"]
+        assert got["skipped"] == 0
+    assert metrics["accuracy"] > 0.7
+    reasons = {d["reason"].split(":")[0] for d in dead}
+    assert {"invalid JSON", "message has no value (null)"} <= reasons
+    assert any("NaN" in d["reason"] for d in dead)
+    huge = [d for d in dead if d.get("raw_bytes")]
+    # the ~900 KB payload and the 200 KB nesting, in each partition: cut, their size kept
+    assert len(huge) == 4 and all(len(d["raw_utf8"]) == RAW_MAX_BYTES for d in huge)
+    assert {d["raw_bytes"] for d in huge} == {200_000, 900_000 + len(b'{"id": 600, "x": {"0": ""}, "y": 1}')}
+    binary_key = [p for p in preds if p["id"] == n + 7]
+    assert len(binary_key) == 2 and all(p["key"] == "\ufffd\x00\ufffd" for p in binary_key)
+
+
+def test_broker_restart_mid_stream_loses_nothing_exactly_once(
+        private_kafka: Any, ray_local: Any, tmp_path, caplog) -> None:  # noqa: F811
+    """The broker (this session's own) is stopped while the workers follow a topic and started
+    again a few seconds later, then more records come: the driver logs one line when the broker
+    goes and one when it is back, the workers wait, reconnect and go on; every record is
+    predicted exactly once (committed transactions only) and learned once."""
+    import threading
+
+    import ray
+    from kafka import KafkaProducer
+
+    from pipelines.runners.ray.driver import _status_logger, drive, merge_results, start_workers
+
+    boot, topic, n = private_kafka.bootstrap, f"restart-{uuid.uuid4().hex[:8]}", 3000
+    infra_kafka.create_topic(topic, partitions=2, bootstrap=boot)
+    rows = list(open_source("synthetic:SEAa", limit=n, seed=7))
+
+    def produce(ids: range) -> None:
+        producer = KafkaProducer(bootstrap_servers=boot, acks="all", linger_ms=20)
+        for i in ids:
+            producer.send(topic, _record(i, rows[i].x, rows[i].y), partition=i % 2)
+        producer.flush(timeout=FLUSH_TIMEOUT_S)
+        producer.close()
+
+    produce(range(n // 2))
+    job = KafkaJob(boot, topic, seed=6, checkpoint_dir=str(tmp_path / "ckpt"),
+                   checkpoint_every=200, checkpoint_seconds=0.5, exactly_once=True)
+    workers = start_workers(job, 2)
+    bounced: dict[str, Any] = {}
+    read: dict[int, int] = {}
+    status = _status_logger(time.perf_counter(), every=1.0)
+    deadline = time.monotonic() + 240
+
+    def bounce() -> None:
+        private_kafka.stop()
+        time.sleep(3.0)   # the workers run on without a broker for a while
+        private_kafka.start()
+        produce(range(n // 2, n))
+        bounced["done"] = True
+
+    def on_progress(i: int, progress: dict[str, Any]) -> bool:
+        read[i] = sum(v or 0 for v in progress["next_offsets"].values())
+        if "thread" not in bounced and read[i] >= 200:
+            bounced["thread"] = threading.Thread(target=bounce)
+            bounced["thread"].start()
+        assert time.monotonic() < deadline, f"the workers did not finish: {progress}"
+        status(i, progress)
+        return bounced.get("done", False) and sum(read.values()) >= n
+
+    with caplog.at_level(logging.INFO, logger="driftflow"):
+        results = drive(workers, until_end=False, on_progress=on_progress, step_seconds=0.2)
+    bounced["thread"].join()
+    ray.get([w.close.remote() for w, _ in workers])
+    for w, _ in workers:
+        ray.kill(w, no_restart=True)
+    metrics = merge_results(results, 1.0, topic)
+
+    lines = [r.getMessage() for r in caplog.records if "Kafka" in r.getMessage()]
+    assert len([x for x in lines if "Kafka unreachable" in x]) == 1, lines
+    assert len([x for x in lines if "Kafka reachable again" in x]) == 1, lines
+    assert metrics["records"] == n                                  # learned once each
+    preds = _read_all(boot, f"{topic}.predictions", committed_only=True)
+    assert sorted(p["id"] for p in preds) == list(range(n))        # none lost, none twice
