@@ -168,7 +168,7 @@ _JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
                                                                  max_size=3),
-    max_leaves=8)
+    max_leaves=4)
 _FIELDS = ("format_version", "schema", "body_sha256", "hmac_sha256", "meta", "created_at")
 
 

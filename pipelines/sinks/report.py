@@ -11,6 +11,8 @@ import numpy as np
 matplotlib.use("Agg")   # files only; no display on servers or CI
 import matplotlib.pyplot as plt  # noqa: E402
 
+from pipelines.validation import printable  # noqa: E402
+
 
 #: Most feature rows drawn; a wider stream shows the features that drifted most.
 MAX_FEATURE_ROWS = 40
@@ -57,7 +59,7 @@ def report_figure(curve: list[tuple[int, float, float]], *, title: str,
                 transform=ax.transAxes, color="grey")
     for i, position in enumerate(true_drifts):
         ax.axvline(position, color="grey", ls="--", lw=1, label="true drift" if i == 0 else None)
-    ax.set(ylabel="accuracy", title=title, ylim=(0, 1), xlim=(0, end))
+    ax.set(ylabel="accuracy", title=printable(title), ylim=(0, 1), xlim=(0, end))
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="lower right", fontsize=8)
     _drift_strip(rug, detected, true_drifts, end)
@@ -99,7 +101,8 @@ def _feature_strip(ax: Any, features: list[str], input_drifts: Sequence[dict[str
     ax.imshow(np.ma.masked_equal(shown, 0), aspect="auto", cmap="Reds", interpolation="nearest",
               vmin=0, vmax=max(1.0, shown.max()), extent=(0, end, len(order), 0))
     ax.set_facecolor("#f4f4f4")
-    ax.set_yticks(np.arange(len(order)) + 0.5, [features[i] for i in order], fontsize=7)
+    ax.set_yticks(np.arange(len(order)) + 0.5, [printable(features[i], 40) for i in order],
+                  fontsize=7)   # a file's column names may hold control characters
     for position in true_drifts:
         ax.axvline(position, color="grey", ls="--", lw=1)
     hidden = len(features) - len(order)
