@@ -23,7 +23,9 @@ One run, one machine, so the figures are comparable as ratios:
   thread and on the client's other threads (kafka-python's run Python, under the GIL the model
   needs; librdkafka's run C). This is why the worker's hot path uses confluent-kafka.
 
-Needs the broker (`driftflow infra kafka start`; started here when not running).
+Needs the broker (`driftflow infra kafka start`; started here when not running), or
+``--bootstrap`` and ``--kafka-config`` for another (secured) cluster: every client here takes
+those settings.
 ``python -m bench.kafka_ray`` writes ``bench/KAFKA.md`` and ``bench/kafka.json``.
 """
 from __future__ import annotations
@@ -45,6 +47,8 @@ from bench.provenance import code_line, code_version, machine_info
 from infra import kafka as infra_kafka
 from pipelines.host import ModelHost
 from pipelines.models import make_model
+from pipelines.runners.kafka_config import KafkaClientConfig
+from pipelines.runners.kafka_io import NO_CONFIG, confluent_settings
 from pipelines.runners.ray.driver import init_local_ray
 from pipelines.sources import open_source
 from pipelines.validation import JsonDecoder
@@ -57,13 +61,16 @@ READ_TIMEOUT_S = 120.0
 KILL_WAIT_S = 120.0
 
 
-def produce(bootstrap: str, topic: str, stream: str, n: int, seed: int) -> int:
+def produce(bootstrap: str, topic: str, stream: str, n: int, seed: int,
+            config: KafkaClientConfig = NO_CONFIG) -> int:
     """``n`` records of ``stream`` as JSON (labels inside) to a new 4-partition topic, keyed so
     the partitions get a quarter each."""
     from kafka import KafkaProducer
 
-    infra_kafka.create_topic(topic, partitions=PARTITIONS, bootstrap=bootstrap)
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20)
+    infra_kafka.create_topic(topic, partitions=PARTITIONS, bootstrap=bootstrap,
+                             client=config.kafka_python())
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20,
+                             **config.kafka_python())
     try:
         for i, r in enumerate(open_source(f"synthetic:{stream}", limit=n, seed=seed)):
             producer.send(topic, json.dumps({"id": i, "x": r.x, "y": r.y}).encode(),
@@ -74,12 +81,14 @@ def produce(bootstrap: str, topic: str, stream: str, n: int, seed: int) -> int:
     return n
 
 
-def in_memory(bootstrap: str, topic: str, model: str, seed: int, n: int) -> dict[str, Any]:
+def in_memory(bootstrap: str, topic: str, model: str, seed: int, n: int,
+              config: KafkaClientConfig = NO_CONFIG) -> dict[str, Any]:
     """Read the topic into memory, then time the data path per partition (as the actors do)."""
     from kafka import KafkaConsumer
 
     consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                             enable_auto_commit=False, consumer_timeout_ms=5000)
+                             enable_auto_commit=False, consumer_timeout_ms=5000,
+                             **config.kafka_python())
     messages: dict[int, list[Any]] = {}
     deadline = time.monotonic() + READ_TIMEOUT_S
     try:
@@ -107,34 +116,38 @@ def in_memory(bootstrap: str, topic: str, model: str, seed: int, n: int) -> dict
             "records_per_cpu_s": got / cpu, "accuracy": accuracy}
 
 
-def clients(bootstrap: str, n: int) -> list[dict[str, Any]]:
+def clients(bootstrap: str, n: int, config: KafkaClientConfig = NO_CONFIG) -> list[dict[str, Any]]:
     """CPU per message of kafka-python and confluent-kafka, producing then consuming ``n``
     prediction-sized messages to and from a new 4-partition topic."""
     import confluent_kafka as ck
     from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
     topic = f"bench-clients-{uuid.uuid4().hex[:8]}"
-    infra_kafka.create_topic(topic, partitions=PARTITIONS, bootstrap=bootstrap)
+    infra_kafka.create_topic(topic, partitions=PARTITIONS, bootstrap=bootstrap,
+                             client=config.kafka_python())
     values = [json.dumps({"id": i, "key": None, "partition": i % PARTITIONS, "offset": i,
                           "y_pred": i % 2, "confidence": 0.8, "model_version": i}).encode()
               for i in range(n)]
 
     def kafka_python_produce() -> None:
-        producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20)
+        producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20,
+                                 **config.kafka_python())
         for i, value in enumerate(values):
             producer.send(topic, value=value, partition=i % PARTITIONS)
         producer.flush(timeout=READ_TIMEOUT_S)
         producer.close()
 
     def confluent_produce() -> None:
-        producer = ck.Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 20})
+        producer = ck.Producer({**confluent_settings(bootstrap, config), "acks": "all",
+                                "linger.ms": 20})
         for i, value in enumerate(values):
             producer.produce(topic, value=value, partition=i % PARTITIONS)
             producer.poll(0)
         producer.flush(READ_TIMEOUT_S)
 
     def kafka_python_consume() -> None:
-        consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                 **config.kafka_python())
         consumer.assign([TopicPartition(topic, p) for p in range(PARTITIONS)])
         consumer.seek_to_beginning()
         read, deadline = 0, time.monotonic() + READ_TIMEOUT_S
@@ -143,7 +156,7 @@ def clients(bootstrap: str, n: int) -> list[dict[str, Any]]:
         consumer.close()
 
     def confluent_consume() -> None:
-        consumer = ck.Consumer({"bootstrap.servers": bootstrap, "group.id": topic,
+        consumer = ck.Consumer({**confluent_settings(bootstrap, config), "group.id": topic,
                                 "enable.auto.commit": False})
         consumer.assign([ck.TopicPartition(topic, p, ck.OFFSET_BEGINNING)
                          for p in range(PARTITIONS)])
@@ -169,13 +182,14 @@ def clients(bootstrap: str, n: int) -> list[dict[str, Any]]:
 
 
 def on_ray(bootstrap: str, topic: str, model: str, seed: int, actors: int,
-           checkpoint_every: int) -> dict[str, Any]:
+           checkpoint_every: int, config: KafkaClientConfig = NO_CONFIG) -> dict[str, Any]:
     from pipelines.runners.kafka_job import KafkaJob
     from pipelines.runners.ray.driver import group_partitions, run_ray
 
     with tempfile.TemporaryDirectory() as ckpt:
         job = KafkaJob(bootstrap, topic, model=model, seed=seed, checkpoint_dir=ckpt,
-                       checkpoint_every=checkpoint_every, group_id=f"bench-{uuid.uuid4().hex[:8]}")
+                       checkpoint_every=checkpoint_every, group_id=f"bench-{uuid.uuid4().hex[:8]}",
+                       client_config=config)
         metrics = run_ray(job, actors=actors, until_end=True, status_seconds=3600)
     parts = metrics["partitions"]
     loop = max(p["seconds"] for p in parts.values())
@@ -219,7 +233,7 @@ class SigkillOnce:
 
 
 def restart(bootstrap: str, topic: str, model: str, seed: int, n: int,
-            checkpoint_every: int) -> dict[str, Any]:
+            checkpoint_every: int, config: KafkaClientConfig = NO_CONFIG) -> dict[str, Any]:
     """SIGKILL one of two actors once it has processed a third of its records; the restarted
     incarnation's first processed record tells the restart time."""
     import ray
@@ -229,7 +243,8 @@ def restart(bootstrap: str, topic: str, model: str, seed: int, n: int,
 
     with tempfile.TemporaryDirectory() as ckpt:
         job = KafkaJob(bootstrap, topic, model=model, seed=seed, checkpoint_dir=ckpt,
-                       checkpoint_every=checkpoint_every, group_id=f"bench-{uuid.uuid4().hex[:8]}")
+                       checkpoint_every=checkpoint_every, group_id=f"bench-{uuid.uuid4().hex[:8]}",
+                       client_config=config)
         workers = start_workers(job, 2)
         kill = SigkillOnce(0, n // 6)
         results = drive(workers, on_progress=kill, step_seconds=0.05)
@@ -242,35 +257,38 @@ def restart(bootstrap: str, topic: str, model: str, seed: int, n: int,
 
 
 def run(stream: str, n: int, model: str, seed: int, checkpoint_every: int, repeats: int = 3,
-        quiet: bool = False) -> dict[str, Any]:
+        quiet: bool = False, bootstrap: str | None = None,
+        config: KafkaClientConfig = NO_CONFIG) -> dict[str, Any]:
     """Every figure of the report; the three throughput paths run ``repeats`` times,
     interleaved. The table reports the fastest try of each path; the ratios are the median over
-    attempts of each attempt's own ratio (all tries are kept in the JSON)."""
+    attempts of each attempt's own ratio (all tries are kept in the JSON). Without
+    ``bootstrap`` the project's broker (started when not running); ``config``: the cluster's
+    client settings."""
     import ray
 
     def say(text: str) -> None:
         if not quiet:
             print(text, file=sys.stderr, flush=True)
 
-    if not infra_kafka.is_running():
+    if bootstrap is None and not infra_kafka.is_running():
         say("starting the Kafka broker ...")
         infra_kafka.start()
-    bootstrap = infra_kafka.bootstrap()
+    bootstrap = bootstrap or infra_kafka.bootstrap()
     topic = f"bench-{stream}-{uuid.uuid4().hex[:8]}"
     say(f"producing {n:,} {stream} records to {topic} ({PARTITIONS} partitions) ...")
-    produce(bootstrap, topic, stream, n, seed)
+    produce(bootstrap, topic, stream, n, seed, config)
     init_local_ray(log_to_driver=False)
     try:
         # interleaved, so a slow spell of the shared machine hits every path alike; best of each
         tries: dict[str, list[dict[str, Any]]] = {"memory": [], "1": [], "2": []}
         for attempt in range(1, repeats + 1):
             say(f"[{attempt}/{repeats}] in-memory replay ...")
-            tries["memory"].append(in_memory(bootstrap, topic, model, seed, n))
+            tries["memory"].append(in_memory(bootstrap, topic, model, seed, n, config))
             for actors in (1, 2):
                 say(f"[{attempt}/{repeats}] kafka -> ray ({actors} actor"
                     f"{'s' * (actors > 1)}) -> kafka ...")
                 tries[str(actors)].append(on_ray(bootstrap, topic, model, seed, actors,
-                                                 checkpoint_every))
+                                                 checkpoint_every, config))
         memory, *runs = (max(t, key=lambda r: r["records_per_s"]) for t in tries.values())
         paired = {"kafka_1_actor_over_in_memory": [
                       a["records_per_s"] / m["records_per_s"]
@@ -279,11 +297,11 @@ def run(stream: str, n: int, model: str, seed: int, checkpoint_every: int, repea
                       b["records_per_s"] / a["records_per_s"]
                       for a, b in zip(tries["1"], tries["2"])]}
         say("SIGKILL of one actor mid-stream ...")
-        recovery = restart(bootstrap, topic, model, seed, n, checkpoint_every)
+        recovery = restart(bootstrap, topic, model, seed, n, checkpoint_every, config)
     finally:
         ray.shutdown()
     say("kafka-python against confluent-kafka ...")
-    client_costs = clients(bootstrap, n)
+    client_costs = clients(bootstrap, n, config)
     one, two = runs
     return {
         "stream": stream, "records": n, "model": model, "seed": seed, "topic": topic,
@@ -399,14 +417,19 @@ def main(argv: list[str] | None = None) -> int:
                         "(default 3)")
     p.add_argument("--out-dir", type=Path, default=HERE)
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--bootstrap", default=None,
+                   help="another cluster (default: the project's broker, started if needed)")
+    p.add_argument("--kafka-config", metavar="FILE", default=None,
+                   help="its client properties (as `driftflow run --kafka-config`)")
     args = p.parse_args(argv)
     if args.records < 100:
         p.error("--records must be >= 100")
     if args.repeats < 1:
         p.error("--repeats must be >= 1")
     code = code_version()   # at the start: the code that runs
+    config = KafkaClientConfig.load(args.kafka_config)
     result = {**run(args.stream, args.records, args.model, args.seed, args.checkpoint_every,
-                    args.repeats, args.quiet), "code": code}
+                    args.repeats, args.quiet, args.bootstrap, config), "code": code}
     args.out_dir.mkdir(parents=True, exist_ok=True)
     command = "python -m bench.kafka_ray " + " ".join(argv if argv is not None else sys.argv[1:])
     md = write_report(result, command.strip(), args.out_dir)

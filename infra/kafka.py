@@ -48,6 +48,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "BrokerInfo",
@@ -680,15 +681,17 @@ def console_consumer_cmd(topic: str, bootstrap: str | None = None, *, from_begin
 
 def create_topic(name: str, partitions: int = 1, *, replication_factor: int = 1,
                  bootstrap: str | None = None, configs: dict[str, str] | None = None,
-                 exist_ok: bool = True, timeout: float = TOPIC_TIMEOUT_S) -> None:
-    """Create a topic via kafka-python's admin client and wait until every partition has a leader."""
+                 exist_ok: bool = True, timeout: float = TOPIC_TIMEOUT_S,
+                 client: dict[str, Any] | None = None) -> None:
+    """Create a topic via kafka-python's admin client and wait until every partition has a leader.
+    ``client``: more kafka-python keywords (a secured cluster's settings)."""
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
     boot = bootstrap or _current_bootstrap()
     admin = KafkaAdminClient(bootstrap_servers=boot, client_id="driftflow-infra",
-                             request_timeout_ms=int(timeout * 1000))
+                             request_timeout_ms=int(timeout * 1000), **(client or {}))
     try:
         try:
             admin.create_topics([NewTopic(name, partitions, replication_factor,
