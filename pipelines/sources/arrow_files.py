@@ -7,11 +7,11 @@ unions, null, extensions) is refused when the file is opened, with the column na
 column name used twice.
 
 Damage is contained where the format allows: every record batch is validated in full before
-its rows are read (damaged data never reaches Python objects). The unread rest of a damaged
-Parquet row group, or a damaged batch of an Arrow IPC file, is one dead letter whose reason says
-how many rows it held (as far as the damaged file tells: a footer's count can be damaged too,
-so it is not expanded into one dead letter per claimed row), and reading goes on with the next
-group or batch. A broken Arrow IPC stream cannot be read past its break, and
+its rows are read (damaged data never reaches Python objects). A damaged Parquet row group (read
+whole, so it is checked before any of its rows is used), or a damaged batch of an Arrow IPC
+file, is one dead letter whose reason says how many rows it held (as far as the damaged file
+tells: a footer's count can be damaged too, so it is not expanded into one dead letter per
+claimed row), and reading goes on with the next group or batch. A broken Arrow IPC stream cannot be read past its break, and
 an IPC file without its footer (a truncated tail) is read as a stream up to the cut: both end
 the rows with a `SourceError`.
 """
@@ -30,7 +30,7 @@ from pipelines.sources.table import (READ_ERRORS, FileTable, MalformedRow, error
                                      make_table, unique_names)
 from pipelines.validation import NOMINAL, NUMERIC, Kind, SourceError, printable
 
-_BATCH_ROWS = 8_192  # rows per Parquet batch: big enough to amortise Arrow calls, small in memory
+_BATCH_ROWS = 8_192  # rows turned into dicts at once: amortises Arrow calls, small in memory
 _IPC_FILE_MAGIC = b"ARROW1"
 _IPC_STREAM_START = 8  # the file format is the stream format after "ARROW1" and 2 bytes padding
 
@@ -90,16 +90,23 @@ def parquet(fs: pafs.FileSystem, fs_path: str, path: str, target: str) -> FileTa
 
 
 def _row_group(reader: pq.ParquetFile, group: int) -> Iterator[dict[str, Any] | MalformedRow]:
-    """One row group's rows; when it is damaged, one dead letter for the rows not read."""
+    """One row group's rows; what of a damaged group cannot be read is one dead letter. The
+    group is read whole and checked against its row count before any row is used: pyarrow's
+    batch-by-batch reader (``iter_batches``) crashed the process on a group whose column came
+    up a row short."""
     expected, done = reader.metadata.row_group(group).num_rows, 0
     try:
-        for batch in reader.iter_batches(batch_size=_BATCH_ROWS, row_groups=[group]):
+        table = reader.read_row_group(group)
+        if table.num_rows != expected:
+            raise pa.ArrowInvalid(f"{table.num_rows:,} rows read, the footer says {expected:,}")
+        table.validate(full=True)
+        for batch in table.to_batches(max_chunksize=_BATCH_ROWS):
             rows = batch_rows(batch)
             done += len(rows)
             yield from rows
     except READ_ERRORS as exc:
-        yield MalformedRow(f"Parquet row group {group} is damaged ({max(0, expected - done):,} "
-                           f"of its {expected:,} rows lost): {error_text(exc)}", None)
+        yield MalformedRow(f"Parquet row group {group} is damaged ({expected - done:,} of its "
+                           f"{expected:,} rows lost): {error_text(exc)}", None)
 
 
 def ipc_file(fs: pafs.FileSystem, fs_path: str, path: str, target: str) -> FileTable:
