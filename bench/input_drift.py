@@ -159,8 +159,26 @@ def render(results: dict[str, Any], config: dict[str, Any]) -> str:
                      f"{_f(r['delay_max'])} | {_f(r['false_alarms_per_10k'], 2)} | "
                      f"{_f(r['precision'], 2)} | {_f(r['recall'], 2)} | "
                      f"{_f(r['us_per_update'], 1)} |")
-    lines += ["", END]
+    lines += ["", _reading(results["candidates"]), "", END]
     return "\n".join(lines)
+
+
+#: A usable per-feature candidate finds every change with fewer false alarms than this.
+MAX_FA_PER_10K = 0.5
+
+
+def _reading(candidates: dict[str, dict[str, Any]]) -> str:
+    """The pick per feature kind, computed from the candidate table."""
+    picks = []
+    for kind, features in (("numeric", NUMERIC), ("nominal", ("colour",))):
+        names = [n for n, f in CANDIDATES.items() if f == features]
+        usable = [n for n in names if candidates[n]["detected"] == candidates[n]["changes"]
+                  and candidates[n]["false_alarms_per_10k"] < MAX_FA_PER_10K]
+        best = min(usable, key=lambda n: candidates[n]["delay_mean"], default=None)
+        picks.append(f"{kind}: `{best}`" if best else f"{kind}: none usable")
+    return (f"Pick per feature kind (every change found, under {MAX_FA_PER_10K:g} false alarms "
+            f"per 10k records, then the shortest mean delay): {'; '.join(picks)}. The monitor "
+            "uses these.")
 
 
 def write_section(md_path: Path, section: str) -> None:
@@ -190,7 +208,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--window", type=int, default=2_000)
     p.add_argument("--ramp", type=int, default=2_000)
     p.add_argument("--out-dir", type=Path, default=Path(__file__).resolve().parent)
+    p.add_argument("--from-json", type=Path, default=None,
+                   help="rewrite the DETECTORS.md section from a saved input_drift.json")
     args = p.parse_args(argv)
+    if args.from_json is not None:
+        saved = json.loads(args.from_json.read_text(encoding="utf-8"))
+        write_section(args.out_dir / "DETECTORS.md", render(saved, saved["config"]))
+        return 0
     commit, t0 = _commit(), time.perf_counter()   # the code measured: HEAD at the start
     results = run(args.seeds, args.records, args.window, args.ramp,
                   progress=lambda s: print(s, flush=True))

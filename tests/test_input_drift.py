@@ -211,3 +211,17 @@ def test_batches_give_the_same_events_and_state_as_record_by_record():
     a, b = one.to_state(), many.to_state()
     assert a["bank"]["n"] == b["bank"]["n"] and a["counts"] == b["counts"]
     assert all(np.array_equal(a["bank"][k], b["bank"][k]) for k in ("ref", "win", "win_pos"))
+
+
+def test_input_drift_bench_scores_delay_false_alarms_and_attribution():
+    from bench.input_drift import score
+    from bench.input_drift_streams import generate
+
+    runs = score([(50, {"f1"}), (1200, {"f2"}), (1300, {"f1", "f2"}), (5000, {"f3"})],
+                 ("f1",), start=1000, end=1000, window=500)
+    assert runs == {"delay": 300, "false": 2, "named": 2, "true_named": 1, "shifted": 1}
+    assert score([(10, {"f0"})], (), 1000, 1000, 500)["false"] == 1   # nothing moved: all false
+    rows, labels, shifted, start, end = generate("spread-2-gradual", 4000, seed=1, ramp=1000)
+    again = generate("spread-2-gradual", 4000, seed=1, ramp=1000)[0]
+    assert rows == again and shifted == ("f0", "f1") and (start, end) == (2000, 3000)
+    assert len(labels) == 4000
