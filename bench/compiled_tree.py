@@ -1,6 +1,7 @@
 """The compiled Hoeffding tree beside River's and MOA's on the same records.
 
     python -m bench.compiled_tree [--records 100000] [--streams SEAa LEDa RBFm] [--no-moa]
+                                  [--led-drift]
 
 Every tree has the DriftMoE paper's settings (grace period 50, split confidence 1e-7, tie
 threshold 0.05, naive-Bayes-adaptive leaves). Per stream: prequential accuracy (%) and
@@ -34,7 +35,7 @@ from experts._compiled_tree import (
     tree_predict_learn_many,
 )
 from experts._encoding import RecordEncoder
-from pipelines.sources.synthetic import STREAMS
+from pipelines.sources.synthetic import STREAMS, _compose, _led_concept, _named
 
 HERE = Path(__file__).resolve().parent
 MOA_DIR = HERE / "moa"
@@ -116,6 +117,18 @@ def moa_tree(data: list, names: list[str], n_classes: int, nominal: bool) -> dic
             "nodes": int(out[2])}
 
 
+def led_drift(moa: bool, n: int = 200_000, centre: int = 100_000) -> dict:
+    """bench/moa/README.md's LED drift (3 -> 5 swapped segments at ``centre``, river_led.py's
+    records): the compiled tree, and MOA's on the very same records."""
+    records = _compose([_named(_led_concept(3, 1)), _named(_led_concept(5, 2))], [centre], 50, 7)
+    data = [next(records) for _ in range(n)]
+    names = [str(i) for i in range(24)]
+    result = {"compiled batch": compiled_batch(data, tuple(names))}
+    if moa:
+        result["MOA"] = moa_tree(data, names, 10, nominal=True)
+    return result
+
+
 def run_stream(name: str, n: int, seed: int, moa: bool) -> dict:
     stream = STREAMS[name](n, seed)
     data = list(stream)
@@ -151,8 +164,8 @@ class _RiverTree:
 
 
 def _table(results: dict, n: int, commit: str) -> str:
-    lines = [(f"Commit {commit}; {n:,} records a stream, seed 0; accuracy % / us a record "
-              "(predict + learn) / nodes."), "",
+    lines = [(f"Commit {commit}; {n:,} records a stream (LED drift: 200,000), seed 0; accuracy "
+              "% / us a record (predict + learn) / nodes."), "",
              "| stream | compiled batch | compiled record | River | MOA |",
              "|---|---:|---:|---:|---:|"]
     for stream, row in results.items():
@@ -169,10 +182,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--records", type=int, default=100_000)
     p.add_argument("--streams", nargs="+", default=["SEAa", "LEDa", "RBFm"])
     p.add_argument("--no-moa", action="store_true", help="skip MOA (needs bench/moa/ built)")
+    p.add_argument("--led-drift", action="store_true",
+                   help="also bench/moa/README.md's 200,000-record LED drift (compiled and MOA)")
     args = p.parse_args(argv)
     compiled_batch(list(STREAMS["SEAa"](500, 0)), ())        # compile (or load the cache)
     commit = _commit()
     results = {name: run_stream(name, args.records, 0, not args.no_moa) for name in args.streams}
+    if args.led_drift:
+        results["LED drift 200k (bench/moa)"] = led_drift(not args.no_moa)
     (HERE / "compiled_tree.json").write_text(json.dumps(
         {"commit": commit, "records": args.records, "results": results}, indent=1) + "\n")
     print(_table(results, args.records, commit))

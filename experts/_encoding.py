@@ -115,12 +115,12 @@ class RecordEncoder:
         return -1 if index is None else index
 
     def to_json(self) -> str:
-        """The encoder as JSON; ValueError when a name, value or label is not a JSON scalar."""
+        """The encoder as JSON; TypeError when a name, value or label is not a JSON scalar."""
         names = list(self._position)
         for item in [*names, *self.labels, *self.nominal_features,
                      *(k for v in self._values if v is not None for k in v)]:
             if not isinstance(item, _JSON_SCALARS):
-                raise ValueError(f"{item!r} is not a JSON scalar: cannot snapshot the encoder")
+                raise TypeError(f"{item!r} is not a JSON scalar: cannot snapshot the encoder")
         return json.dumps({
             "nominal_features": sorted(self.nominal_features, key=_sort_key),
             "features": [[n, None if v is None else list(v)] for n, v in zip(names, self._values)],
