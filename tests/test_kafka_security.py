@@ -99,7 +99,8 @@ def _produce(bootstrap: str, topic: str, n: int) -> None:
 
 
 @pytest.mark.integration
-def test_job_through_the_sasl_listener_right_and_wrong_credentials(private_kafka, tmp_path):
+def test_job_through_the_sasl_listener_right_and_wrong_credentials(private_kafka, tmp_path,
+                                                                   monkeypatch, capfd):
     """The whole CLI path against the SASL/PLAIN listener: the password comes from the
     environment, the rest from a properties file. Right credentials: every record predicted,
     record/replay work through it too, and the password is in no output, log or file written.
@@ -126,26 +127,31 @@ def test_job_through_the_sasl_listener_right_and_wrong_credentials(private_kafka
     assert sorted(p["id"] for p in _read_all(private_kafka.bootstrap, f"{topic}.predictions")) \
         == list(range(n))
 
+    # in this process from here on (no Ray): record and replay, then wrong credentials
+    from pipelines.cli import main
+
     recorded = tmp_path / "topic.parquet"
     boot = ["--bootstrap", private_kafka.sasl_bootstrap, "--kafka-config", path]
-    record = _cli(["record", "--topic", topic, "--out", str(recorded), *boot], env)
-    replay = _cli(["replay", str(recorded), "--to-topic", f"{topic}-copy", *boot], env)
-    assert record.returncode == 0 and replay.returncode == 0, record.stderr + replay.stderr
-    assert f"recorded {n} messages" in record.stdout and f"replayed {n} messages" in replay.stdout
+    monkeypatch.setenv("DRIFTFLOW_KAFKA_SASL_PASSWORD", private_kafka.password)
+    capfd.readouterr()
+    assert main(["record", "--topic", topic, "--out", str(recorded), *boot]) == 0
+    assert main(["replay", str(recorded), "--to-topic", f"{topic}-copy", *boot]) == 0
+    copied = capfd.readouterr()
+    assert f"recorded {n} messages" in copied.out and f"replayed {n} messages" in copied.out
 
     written = "".join(p.read_text(errors="replace") for p in out.rglob("*") if p.is_file())
-    for text in (run.stdout, run.stderr, record.stdout + record.stderr, replay.stderr, written):
+    for text in (run.stdout, run.stderr, copied.out + copied.err, written):
         assert private_kafka.password not in text
 
-    wrong = {**env, "DRIFTFLOW_KAFKA_SASL_PASSWORD": SECRET}
-    refused = _cli(["run", "--runtime", "ray", "--source", f"kafka:{topic}", "--until-end",
-                    *boot, "--kafka-timeout", "120"], wrong)
-    assert refused.returncode == 2
-    errors = [line for line in refused.stderr.splitlines() if line.strip()]
+    monkeypatch.setenv("DRIFTFLOW_KAFKA_SASL_PASSWORD", SECRET)
+    assert main(["run", "--runtime", "ray", "--source", f"kafka:{topic}", "--until-end",
+                 *boot, "--kafka-timeout", "120", "--quiet"]) == 2
+    refused = capfd.readouterr()
+    errors = [line for line in (refused.out + refused.err).splitlines() if line.strip()]
     assert errors == [f"driftflow: error: Kafka at {private_kafka.sasl_bootstrap} refused the "
                       f"client: SASL authentication error: Authentication failed: Invalid "
-                      f"username or password"], refused.stderr
-    assert SECRET not in refused.stdout + refused.stderr
+                      f"username or password"], errors
+    assert SECRET not in refused.out + refused.err
 
 
 def _read_all_secured(bootstrap: str, topic: str, config: KafkaClientConfig) -> list[dict]:
