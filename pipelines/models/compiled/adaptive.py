@@ -31,7 +31,8 @@ from experts._compiled_tree import ensure_tree_capacity, grow_tree_pool, new_tre
 from experts._encoding import RecordEncoder
 from pipelines.models.base import AdaptiveModel, Features
 from pipelines.models.compiled import kernel
-from pipelines.models.compiled.state import N_SETTINGS, new_scratch
+from pipelines.models.compiled.state import (N_SETTINGS, KernelState, make_kernel_state,
+                                             new_scratch)
 from pipelines.models.compiled.store import ArraySnapshots
 from router._compiled import grow_router, new_router
 
@@ -43,15 +44,6 @@ _DROPOUT = 0.2         # router dropout in training steps (as router.DriftMoERou
 _ADWIN_DELTA = 0.002   # River's ADWIN default, per expert error stream
 _RBOCPD_DELTA = 0.01   # detectors.RBOCPD's default false-alarm bound
 _HALF_LIFE = 500.0     # records: half-life of an expert's recent accuracy (ExpertPool's)
-
-
-def _compiled_run() -> Any:
-    """``kernel.run``'s compiled entry point once it is compiled (the dispatcher's type
-    resolution over ~100 arrays costs ~20 us a call, most of a one-record call's overhead):
-    every call passes the same types (C-contiguous, aligned, writable arrays of fixed dtypes
-    and ranks; restore checks its arrays are such), so the one overload is the one to call."""
-    overloads = kernel.run.overloads
-    return next(iter(overloads.values())).entry_point if len(overloads) == 1 else kernel.run
 
 
 class Adaptive(ArraySnapshots, AdaptiveModel):
@@ -129,6 +121,7 @@ class Adaptive(ArraySnapshots, AdaptiveModel):
         self.label_det = new_rbocpd(_INITIAL_CLASSES)
         self.adwin = new_adwin_stack(n_slots)
         self._scratch = self._new_scratch()
+        self._state: KernelState | None = None
         self.pool.ints[LAST_GROWTH] = -min_grow_gap   # the first drift may grow at once
         for _ in range(initial_experts):
             self._lifecycle.add(self)
@@ -157,6 +150,11 @@ class Adaptive(ArraySnapshots, AdaptiveModel):
         return new_scratch(self.router_batch_size, self.inputs.count.shape[0],
                            self.pool.kind.shape[0], *self.router_hidden,
                            self.mlp.w2.shape[2], _HIDDEN)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # plain pickling (PyFlink keeps models in keyed state that way): arrays, not the
+        # compiled view over them, which is rebuilt on the next call
+        return {**self.__dict__, "_state": None}
 
     # -- River face ----------------------------------------------------------------------------
     @property
@@ -210,17 +208,19 @@ class Adaptive(ArraySnapshots, AdaptiveModel):
              ) -> tuple[np.ndarray, np.ndarray]:
         preds = np.full(len(X), -1, dtype=np.int64)
         conf = np.zeros(len(X))
-        run = _compiled_run()
         i = 0
         while i < len(X):
-            status, i, reason = run(
-                self._cfg, self.inputs, self.mlp, self.trees, self.router, self.err_det,
-                self.label_det, self.adwin, self.pool, self.rng, X, Y, W, i, len(X), learn,
-                preds, conf, self._scratch)
+            if self._state is None:
+                self._state = make_kernel_state(*(getattr(self, name) for name in (
+                    "_cfg", "inputs", "mlp", "trees", "router", "err_det", "label_det",
+                    "adwin", "pool", "rng", "_scratch")))
+            status, i, reason = kernel.run(self._state, X, Y, W, i, len(X), learn, preds,
+                                           conf)
             if status == kernel.NEEDS_ROOM:
                 self._make_room(X[i], int(Y[i]))
             elif status == kernel.TREE_ROOM or reason & 8:
                 self.trees = grow_tree_pool(self.trees)
+                self._state = None
             if status == kernel.DRIFT:
                 self._on_drift(kernel.REASONS[reason & 7])
         return preds, conf
@@ -269,3 +269,4 @@ class Adaptive(ArraySnapshots, AdaptiveModel):
                                          "label": self._encoder.labels[c]})
         self.pool.ints[N_CLASSES] = n_classes
         self._scratch = self._new_scratch()
+        self._state = None   # arrays replaced: the kernel's view of them is rebuilt

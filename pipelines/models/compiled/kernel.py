@@ -227,12 +227,15 @@ def _watch(cfg, pool, err_det, label_det, adwin, sc, error: bool, y: int) -> int
 
 
 @njit(cache=True, nogil=True)
-def run(cfg, inputs, mlp, trees, router, err_det, label_det, adwin, pool, rng, X, Y, W,
-        start: int, stop: int, learn: bool, preds, conf, sc) -> tuple[int, int, int]:
+def run(state, X, Y, W, start: int, stop: int, learn: bool, preds, conf) -> tuple[int, int, int]:
     """The prequential loop over records ``start .. stop`` of ``X`` (encoded rows), labels
-    ``Y`` (class indices) and weights ``W``; ``learn=False`` predicts record ``start`` only
-    and changes nothing. Predictions (class index, -1 none) and their probability go to
-    ``preds`` and ``conf``. See the module docstring for the returned status."""
+    ``Y`` (class indices) and weights ``W``, on the arrays of ``state`` (a KernelState);
+    ``learn=False`` predicts record ``start`` only and changes nothing. Predictions (class
+    index, -1 none) and their probability go to ``preds`` and ``conf``. See the module
+    docstring for the returned status."""
+    cfg, inputs, mlp, trees, router = state.cfg, state.inputs, state.mlp, state.trees, state.router
+    err_det, label_det, adwin, pool = state.err_det, state.label_det, state.adwin, state.pool
+    rng, sc = state.rng, state.scratch
     n_features = pool.recent_x.shape[1]
     batch = router.buf_z.shape[0]
     stretch_start, stretch_end = start, start

@@ -2,9 +2,12 @@
 theirs in their packages): pool bookkeeping, settings and scratch."""
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
+from numba import njit
+from numba.core import types
+from numba.experimental import structref
 
 # settings (a float64 array the kernel reads)
 (TOP_K, PROBES, WARMUP, BAGGING_LAMBDA, MLP_LR, ROUTER_LR, TEMPERATURE, DROPOUT, ADWIN_DELTA,
@@ -36,3 +39,31 @@ def new_scratch(stretch: int, n_inputs: int, n_slots: int, h1: int, h2: int, n_c
                    np.zeros((3, hidden)), np.zeros(n_classes),
                    np.zeros((4, n_slots), dtype=np.int64), np.zeros((3, n_slots)),
                    np.zeros((3, n_inputs)))
+
+
+@structref.register
+class KernelStateType(types.StructRef):
+    """numba type of :class:`KernelState`."""
+
+    def preprocess_fields(self, fields: Any) -> tuple:
+        return tuple((name, types.unliteral(typ)) for name, typ in fields)
+
+
+class KernelState(structref.StructRefProxy):
+    """Every array the prequential loop reads, behind one reference: passing it to the kernel
+    costs one pointer, where passing the ~100 arrays themselves costs ~1 us each (numba checks
+    every array argument's type in Python), most of a one-record call. Rebuilt by the model
+    whenever it replaces an array (growth, restore)."""
+
+
+KERNEL_STATE_FIELDS = ("cfg", "inputs", "mlp", "trees", "router", "err_det", "label_det",
+                       "adwin", "pool", "rng", "scratch")
+structref.define_proxy(KernelState, KernelStateType, list(KERNEL_STATE_FIELDS))
+
+
+@njit(cache=True)
+def make_kernel_state(cfg, inputs, mlp, trees, router, err_det, label_det, adwin, pool, rng,
+                      scratch):
+    """A :class:`KernelState` over these parts (no copies)."""
+    return KernelState(cfg, inputs, mlp, trees, router, err_det, label_det, adwin, pool, rng,
+                       scratch)

@@ -84,6 +84,7 @@ class ArraySnapshots:
         _check_shapes(model)
         _check_ranges(model)
         model._scratch = model._new_scratch()
+        model._state = None
         return model
 
 
