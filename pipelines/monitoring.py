@@ -24,6 +24,7 @@ bounded: per numeric feature 2 * window floats, per nominal feature window small
 """
 from __future__ import annotations
 
+import base64
 import math
 from collections import Counter
 from collections.abc import Sequence
@@ -33,7 +34,7 @@ import numpy as np
 
 from detectors import ChiSquareWindow, CorrelationShift, KSWindowBank
 
-__all__ = ["InputDriftMonitor"]
+__all__ = ["InputDriftMonitor", "state_from_json", "state_to_json"]
 
 
 class InputDriftMonitor:
@@ -52,7 +53,7 @@ class InputDriftMonitor:
         self._bank = KSWindowBank(0, window, stride, alpha)
         self._correlation = (CorrelationShift(window, stride, alpha, max(correlated, 2))
                              if correlated >= 2 else None)
-        self._last_marginal = -math.inf   # record count of the last per-feature alarm
+        self._last_marginal: int | None = None   # record count of the last per-feature alarm
         self.n = 0
         self.counts: Counter[str] = Counter()
         self.skipped_values = 0
@@ -115,7 +116,8 @@ class InputDriftMonitor:
                 if row in hits:
                     out.append((offset + row, self._event(detector, hits[row], n)))
                     self._last_marginal = n
-            if row in pairs and n - self._last_marginal > 2 * self.window:
+            quiet = self._last_marginal is None or n - self._last_marginal > 2 * self.window
+            if row in pairs and quiet:
                 out.append((offset + row, self._event("correlation-shift", pairs[row], n)))
         return out
 
@@ -199,13 +201,49 @@ class InputDriftMonitor:
         mon._nominal = {k: ChiSquareWindow.from_state(s) for k, s in state["nominal"].items()}
         if state["correlation"] is not None:
             mon._correlation = CorrelationShift.from_state(state["correlation"])
-        mon._last_marginal = float(state["last_marginal"])
+        last = state["last_marginal"]
+        mon._last_marginal = None if last is None else int(last)
         mon.counts = Counter(state["counts"])
         mon.skipped_values = int(state["skipped_values"])
         mon.unwatched = set(state["unwatched"])
         mon._known = {*mon._numeric, *mon._nominal, *mon.unwatched}
         mon._n_known = len(mon._known)
         return mon
+
+
+#: Array dtypes a JSON monitor state may hold (nothing else is read back).
+_DTYPES = {"<f8": np.float64, "<i8": np.int64, "<i4": np.int32}
+
+
+def state_to_json(state: Any) -> Any:
+    """A ``to_state`` value as JSON data: each numpy array becomes ``{"ndarray": [dtype, shape,
+    base64 of its little-endian bytes]}`` (for checkpoints, which are JSON)."""
+    if isinstance(state, np.ndarray):
+        dtype = state.dtype.newbyteorder("<").str
+        if dtype not in _DTYPES:
+            raise TypeError(f"monitor state array of dtype {state.dtype}")
+        raw = np.ascontiguousarray(state, dtype=dtype).tobytes()
+        return {"ndarray": [dtype, list(state.shape), base64.b64encode(raw).decode("ascii")]}
+    if isinstance(state, dict):
+        return {k: state_to_json(v) for k, v in state.items()}
+    if isinstance(state, (list, tuple)):
+        return [state_to_json(v) for v in state]
+    return state
+
+
+def state_from_json(doc: Any) -> Any:
+    """`state_to_json`'s inverse; ValueError on an array it did not write."""
+    if isinstance(doc, dict) and set(doc) == {"ndarray"}:
+        dtype, shape, data = doc["ndarray"]
+        if dtype not in _DTYPES:
+            raise ValueError(f"monitor state array of dtype {dtype!r}")
+        array = np.frombuffer(base64.b64decode(data, validate=True), dtype=_DTYPES[dtype])
+        return array.reshape([int(n) for n in shape]).copy()
+    if isinstance(doc, dict):
+        return {k: state_from_json(v) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [state_from_json(v) for v in doc]
+    return doc
 
 
 def _is_number(value: Any) -> bool:

@@ -225,3 +225,27 @@ def test_input_drift_bench_scores_delay_false_alarms_and_attribution():
     again = generate("spread-2-gradual", 4000, seed=1, ramp=1000)[0]
     assert rows == again and shifted == ("f0", "f1") and (start, end) == (2000, 3000)
     assert len(labels) == 4000
+
+
+def test_partition_checkpoint_keeps_the_monitor():
+    """A Kafka partition checkpoint (JSON, no pickle) carries the monitor: the restored host
+    raises the same input drifts afterwards, and keeps the ones raised before."""
+    from pipelines.checkpoints.partition import PartitionState, load_partition, save_partition
+    from pipelines.runners.kafka_job import KafkaJob
+    from pipelines.validation import JsonDecoder
+
+    rows = _rows(9000, seed=6, mean_shift=("f3",), mix_shift=True)   # shifts at 4,000
+    host = ModelHost(make_model("adaptive", seed=0), no_labels=True)
+    for i, row in enumerate(rows[:3000]):
+        host.process(Record(x=row, offset=i))
+    job = KafkaJob("127.0.0.1:1", "t")
+    blob = save_partition(job, 0, PartitionState(host, JsonDecoder(require_label=False), 3000))
+    restored = load_partition(blob, "y").host
+    assert restored.input_drifts == host.input_drifts
+    after = []
+    for h in (host, restored):
+        for i, row in enumerate(rows[3000:], start=3000):
+            h.process(Record(x=row, offset=i))
+        after.append([e for e in h.take_events() if e["kind"] == "input_drift"])
+    assert after[0] and after[1] == after[0]
+    assert {f["name"] for e in after[0] for f in e["features"]} == {"f3", "colour"}

@@ -23,6 +23,7 @@ from pipelines.evaluate import PrequentialMetrics
 from pipelines.host import ModelHost
 from pipelines.labels import LabelJoiner
 from pipelines.models import AdaptiveModel
+from pipelines.monitoring import InputDriftMonitor, state_from_json, state_to_json
 from pipelines.validation import JsonDecoder, RecordValidator
 
 if TYPE_CHECKING:
@@ -63,7 +64,10 @@ def save_partition(job: KafkaJob, partition: int, state: PartitionState) -> byte
         "host": {"records": host.records, "dead_letters": host.dead_letters,
                  "skipped": host.skipped, "drift_positions": host.drift_positions,
                  "metrics": host.metrics.to_state(),
-                 "joiner": host.joiner.to_state() if host.joiner is not None else None},
+                 "joiner": host.joiner.to_state() if host.joiner is not None else None,
+                 "input_monitor": (state_to_json(host.input_monitor.to_state())
+                                   if host.input_monitor is not None else None),
+                 "input_drifts": host.input_drifts},
         "validator": validator.to_state() if validator is not None else None,
     }
     text = json.dumps(doc, separators=(",", ":")).encode()
@@ -95,7 +99,8 @@ def load_partition(blob: bytes, target: str) -> PartitionState:
                          records=int(saved["records"]), dead_letters=int(saved["dead_letters"]),
                          skipped=int(saved["skipped"]),
                          drift_positions=[int(p) for p in saved["drift_positions"]],
-                         joiner=joiner)
+                         joiner=joiner, input_monitor=_monitor(saved.get("input_monitor")),
+                         input_drifts=list(saved.get("input_drifts", [])))
         decoder = JsonDecoder(target=target, require_label=joiner is None)
         if doc["validator"] is not None:
             decoder._validator = RecordValidator.from_state(doc["validator"])
@@ -106,6 +111,12 @@ def load_partition(blob: bytes, target: str) -> PartitionState:
         raise CheckpointError("partition checkpoint state is malformed: "
                               f"{type(exc).__name__}") from None
     return PartitionState(host, decoder, next_offset)
+
+
+def _monitor(state: dict[str, Any] | None) -> InputDriftMonitor:
+    """The saved input-drift monitor; a fresh one for a checkpoint written before it was kept."""
+    return InputDriftMonitor() if state is None else InputDriftMonitor.from_state(
+        state_from_json(state))
 
 
 def save_labels(topic: str | None, labels: LabelsState) -> bytes:
