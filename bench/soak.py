@@ -22,6 +22,7 @@ size (2,000,000 records, drift every 200,000) takes well over an hour on 2 cores
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import statistics
 import sys
@@ -88,7 +89,12 @@ def soak(bootstrap: str, topic: str, actors: int, checkpoint_seconds: float,
     import ray
 
     from pipelines.runners.kafka_job import KafkaJob
-    from pipelines.runners.ray.driver import drive, init_local_ray, merge_results, start_workers
+    from pipelines.runners.ray.driver import (
+        drive,
+        init_local_ray,
+        merge_results,
+        start_workers,
+    )
 
     samples: list[dict[str, Any]] = []
     latest: dict[int, dict[str, Any]] = {}
@@ -131,7 +137,7 @@ def summarise(run: dict[str, Any], warmup: float) -> dict[str, Any]:
     last = samples[-1]
     growth = [b / a - 1 for a, b in zip(warm["rss_mb"], last["rss_mb"], strict=True)]
     rates = [(b["records"] - a["records"]) / (b["t"] - a["t"])
-             for a, b in zip(samples, samples[1:]) if b["t"] > a["t"]]
+             for a, b in itertools.pairwise(samples) if b["t"] > a["t"]]
     steady = [r for r, s in zip(rates, samples[1:]) if warm["records"] <= s["records"] < total]
     parts = metrics["partitions"].values()
     return {"records": total, "accuracy": metrics["accuracy"], "drifts": len(metrics["drifts"]),
@@ -155,8 +161,8 @@ def plot(run: dict[str, Any], path: Path) -> None:
     samples = run["samples"]
     t = [s["t"] for s in samples]
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
-    rates = [(b["records"] - a["records"]) / (b["t"] - a["t"]) for a, b in zip(samples,
-                                                                                 samples[1:])]
+    rates = [(b["records"] - a["records"]) / (b["t"] - a["t"])
+             for a, b in itertools.pairwise(samples)]
     ax1.plot(t[1:], rates)
     ax1.set_ylabel("records / s (window)")
     for k in range(len(samples[0]["rss_mb"])):

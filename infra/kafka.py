@@ -313,8 +313,8 @@ def _listeners(port: int, cport: int, sasl: SaslPlain | None, sasl_port: int | N
         [f"SASL_PLAINTEXT://{HOST}:{sasl_port}"] if sasl else [])
     lines = [f"listeners={','.join([*client, f'CONTROLLER://{HOST}:{cport}'])}",
              f"advertised.listeners={','.join(client)}",
-             "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,"
-             "CONTROLLER:PLAINTEXT",
+             ("listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,"
+              "CONTROLLER:PLAINTEXT"),
              f"inter.broker.listener.name={'PLAINTEXT' if plaintext else 'SASL_PLAINTEXT'}"]
     if sasl:
         lines += ["sasl.enabled.mechanisms=PLAIN", "sasl.mechanism.inter.broker.protocol=PLAIN",

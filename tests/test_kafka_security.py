@@ -79,7 +79,7 @@ def test_unusable_settings_are_refused_in_one_line_without_the_secret(
 
 def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run([DRIFTFLOW, *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=CLI_TIMEOUT_S)
+                          text=True, timeout=CLI_TIMEOUT_S, check=False)
 
 
 def _produce(bootstrap: str, topic: str, n: int) -> None:
@@ -148,9 +148,9 @@ def test_job_through_the_sasl_listener_right_and_wrong_credentials(private_kafka
                  *boot, "--kafka-timeout", "120", "--quiet"]) == 2
     refused = capfd.readouterr()
     errors = [line for line in (refused.out + refused.err).splitlines() if line.strip()]
-    assert errors == [f"driftflow: error: Kafka at {private_kafka.sasl_bootstrap} refused the "
-                      f"client: SASL authentication error: Authentication failed: Invalid "
-                      f"username or password"], errors
+    assert errors == [(f"driftflow: error: Kafka at {private_kafka.sasl_bootstrap} refused the "
+                       f"client: SASL authentication error: Authentication failed: Invalid "
+                       f"username or password")], errors
     assert SECRET not in refused.out + refused.err
 
 

@@ -157,6 +157,9 @@ class KafkaClientConfig:
     __str__ = __repr__
 
 
+NO_CONFIG = KafkaClientConfig()   # a plain (unsecured) cluster; immutable, so shared
+
+
 def _check(name: str, value: str) -> None:
     """Refuse an unknown, project-owned or malformed setting (one line, no secret value)."""
     if name in OWNED:

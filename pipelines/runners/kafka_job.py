@@ -4,11 +4,10 @@ topic names and checkpoint locations are the same whichever runtime runs the job
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipelines.labels import DEFAULT_MAX_SIZE, DEFAULT_TTL_S, LabelJoiner
-from pipelines.runners.kafka_config import KafkaClientConfig
+from pipelines.runners.kafka_config import NO_CONFIG, KafkaClientConfig
 
 # How long a job waits for an unreachable broker at start before it fails (--kafka-timeout):
 # a broker being restarted is back within seconds to a minute; a wrong address never answers.
@@ -46,7 +45,7 @@ class KafkaJob:
     label_buffer: int = DEFAULT_MAX_SIZE
     label_ttl: float = DEFAULT_TTL_S
     no_labels: bool = False   # the stream has no labels: predict and watch the inputs only
-    client_config: KafkaClientConfig = KafkaClientConfig()
+    client_config: KafkaClientConfig = NO_CONFIG
     kafka_timeout: float = DEFAULT_KAFKA_TIMEOUT_S
 
     def __post_init__(self) -> None:
@@ -72,7 +71,7 @@ class KafkaJob:
         """Whether a record without a label is a dead letter (not with delayed or no labels)."""
         return not (self.labels_topic or self.no_labels)
 
-    def with_label_mode(self, state: "PartitionState") -> "PartitionState":
+    def with_label_mode(self, state: PartitionState) -> PartitionState:
         """A restored `PartitionState` set to this job's label mode (``no_labels``, whether a
         label is required), which its checkpoint does not decide."""
         state.host.no_labels = self.no_labels
