@@ -72,6 +72,11 @@ def _configuration(job: KafkaJob, options: FlinkOptions) -> Any:
         "execution.checkpointing.mode": "EXACTLY_ONCE",
         "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
     }
+    if options.execution_mode == "thread":
+        # the embedded interpreter starts from the base Python: give it this environment's
+        # packages (pemja, pyflink, the project's)
+        settings["python.pythonpath"] = os.pathsep.join(
+            p for p in sys.path if p and os.path.isdir(p))
     if job.checkpoint_dir:
         settings["execution.checkpointing.dir"] = _uri(job.checkpoint_dir)
         settings["execution.checkpointing.savepoint-dir"] = _uri(job.checkpoint_dir) + "/savepoints"

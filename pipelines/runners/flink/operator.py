@@ -92,6 +92,10 @@ class ModelFunction(KeyedProcessFunction):
         self._opened = time.perf_counter()
         self._topics = {kind: self.job.output_topic(kind)
                         for kind in ("predictions", "drift", "dead-letter")}
+        # Flink metrics (web UI, any Flink reporter): <operator>.driftflow.<name>
+        group = runtime_context.get_metrics_group().add_group("driftflow")
+        self._counters = {name: group.counter(name) for name in
+                          ("records_in", "predictions", "dead_letters", "events")}
 
     def _state_of(self, key: Hashable, ctx: KeyedProcessFunction.Context) -> PartitionState:
         live = self._live.get(key)
@@ -118,13 +122,17 @@ class ModelFunction(KeyedProcessFunction):
                              key=formats.key_text(key_raw))
         result = state.host.process(item)
         state.next_offset = offset + 1
+        self._counters["records_in"].inc()
         if isinstance(result, Prediction):
+            self._counters["predictions"].inc()
             yield Row(self._topics["predictions"],
                       formats.prediction_message(result, state.host.model.n_learned).decode())
         elif isinstance(result, DeadLetter):
+            self._counters["dead_letters"].inc()
             yield Row(self._topics["dead-letter"],
                       formats.dead_letter_message(result, self.job.topic).decode())
         for event in state.host.take_events():
+            self._counters["events"].inc()
             yield Row(self._topics["drift"], formats.event_message(event, self.job.topic).decode())
         if self.fail_once:
             self._maybe_fail(state.host.records)
