@@ -162,7 +162,7 @@ class ChiSquareWindow(DetectorMixin):
                 "after": self._after.copy()}
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> "ChiSquareWindow":
+    def from_state(cls, state: dict[str, Any]) -> ChiSquareWindow:
         det = cls(**state["settings"])
         for label in state["categories"]:
             det._column(label)

@@ -228,7 +228,7 @@ class CorrelationShift(DetectorMixin):
         return state
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> "CorrelationShift":
+    def from_state(cls, state: dict[str, Any]) -> CorrelationShift:
         det = cls(**state["settings"])
         if state["d"]:
             det._allocate(int(state["d"]))

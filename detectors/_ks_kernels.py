@@ -29,8 +29,7 @@ def ks_statistic(ref_sorted: np.ndarray, win_sorted: np.ndarray) -> float:
         while j < m and win_sorted[j] == v:
             j += 1
         gap = abs(i / n - j / m)
-        if gap > d:
-            d = gap
+        d = max(d, gap)
     return d
 
 

@@ -135,7 +135,7 @@ class KSWindowBank:
         return state
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> "KSWindowBank":
+    def from_state(cls, state: dict[str, Any]) -> KSWindowBank:
         """The bank ``to_state`` described; it continues exactly where that one was."""
         bank = cls(0, state["window"], state["stride"], state["alpha"])
         bank._n = int(state["n"])
@@ -214,7 +214,7 @@ class KSWindow(DetectorMixin):
                 "n_detections": self._n_detections}
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> "KSWindow":
+    def from_state(cls, state: dict[str, Any]) -> KSWindow:
         bank = state["bank"]
         det = cls(bank["window"], bank["stride"], bank["alpha"])
         det._bank = KSWindowBank.from_state(bank)

@@ -192,7 +192,7 @@ class InputDriftMonitor:
                 "skipped_values": self.skipped_values, "unwatched": sorted(self.unwatched)}
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> "InputDriftMonitor":
+    def from_state(cls, state: dict[str, Any]) -> InputDriftMonitor:
         """The monitor ``to_state`` described; it continues exactly where that one was."""
         mon = cls(*state["settings"])
         mon.n = int(state["n"])
