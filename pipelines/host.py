@@ -16,8 +16,9 @@ as an invalid label (not in ``dead_letters``: its record was already predicted a
 
 Every predicted record's features, labelled or not, also feed the `InputDriftMonitor` (when
 ``input_monitor`` is not None): its ``input_drift`` events join the model's events. With
-``no_labels`` (``driftflow run --no-labels``) unlabelled records are plain predictions, not
-``skipped``, and the summary reports the input drifts without accuracy.
+``no_labels`` (``driftflow run --no-labels``) every record is a plain prediction (a label it
+carries is ignored: nothing is learned or scored, on every runner alike), none is ``skipped``,
+and the summary reports the input drifts without accuracy.
 """
 from __future__ import annotations
 
@@ -78,7 +79,7 @@ class ModelHost:
             check_features(item.x)
             proba = self.model.predict_proba_one(item.x)
             y_pred = top_class(proba)
-            label, waiting = item.y, False
+            label, waiting = (None if self.no_labels else item.y), False
             if label is None and self.joiner is not None and item.id is not None:
                 joined = self.joiner.add_record(item.id, item.x, y_pred, item.offset,
                                                 item.partition)
@@ -107,7 +108,8 @@ class ModelHost:
         out: list[Prediction | DeadLetter] = []
         run: list[Record] = []
         for item in items:
-            if batch is not None and isinstance(item, Record) and item.y is not None:
+            if (batch is not None and isinstance(item, Record) and item.y is not None
+                    and not self.no_labels):
                 try:
                     check_features(item.x)
                     check_label(item.y)

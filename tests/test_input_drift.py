@@ -249,3 +249,12 @@ def test_partition_checkpoint_keeps_the_monitor():
         after.append([e for e in h.take_events() if e["kind"] == "input_drift"])
     assert after[0] and after[1] == after[0]
     assert {f["name"] for e in after[0] for f in e["features"]} == {"f3", "colour"}
+
+
+def test_no_labels_ignores_labels_a_record_carries():
+    """--no-labels means the same on every runner: a label in a Kafka message is not learned."""
+    host = ModelHost(make_model("adaptive", seed=0), no_labels=True)
+    records = [Record(x={"a": float(i % 7)}, y=i % 2, offset=i) for i in range(300)]
+    out = host.process_many(records[:200]) + [host.process(r) for r in records[200:]]
+    assert all(p.y_pred is None for p in out) and host.model.n_learned == 0
+    assert host.summary(1.0)["predictions"] == 300 and host.metrics.n == 0
