@@ -165,8 +165,7 @@ class RecordValidator:
         if isinstance(y, decimal.Decimal):   # Parquet and Arrow decimal columns
             y = _numeric(self.target, y, what="label")
         if isinstance(y, float):
-            if not math.isfinite(y):
-                raise _Invalid(f"label {self.target!r} is {_non_finite(y)}")
+            y = _numeric(self.target, y, what="label")   # finite, or a dead letter
             return int(y) if y.is_integer() else y
         raise _Invalid(f"label {self.target!r} has unsupported type {type(y).__name__}")
 
@@ -188,10 +187,7 @@ def check_features(x: Any) -> None:
         raise _Invalid(f"features are a {type(x).__name__}, not a dict")
     for name, value in x.items():
         if isinstance(value, float):
-            if not math.isfinite(value):
-                raise _Invalid(f"feature {name!r} is {_non_finite(value)}")
-            if abs(value) > MAX_MAGNITUDE:
-                raise _Invalid(f"feature {name!r} is {value:.3g}, beyond +-{MAX_MAGNITUDE:.0e}")
+            _numeric(name, value)   # finite and within +-MAX_MAGNITUDE, or a dead letter
         elif not isinstance(value, int | str) or isinstance(value, bool):
             raise _Invalid(f"feature {name!r} has unsupported type {type(value).__name__}")
 
@@ -200,8 +196,7 @@ def check_label(y: Any) -> None:
     """Raise `InputError` unless ``y`` is a label a model can learn (an int, a string or a
     finite float): the host's check before learning, as late labels meet no validator."""
     if isinstance(y, float):
-        if not math.isfinite(y):
-            raise _Invalid(f"label is {_non_finite(y)}")
+        _numeric("y", y, what="label")   # finite, or a dead letter
     elif not isinstance(y, int | str):
         raise _Invalid(f"label has unsupported type {type(y).__name__}")
 
@@ -215,7 +210,8 @@ def _non_finite(value: float) -> str:
 
 
 def _numeric(name: str, value: Any, what: str = "feature") -> float:
-    """A numeric value as a float; numeric strings (CSV, ARFF) are parsed here."""
+    """A numeric value as a float; numeric strings (CSV, ARFF) are parsed here. The one check
+    that a number is finite (and a feature within +-`MAX_MAGNITUDE`) on the data path."""
     if isinstance(value, str):
         try:
             number = float(value)
