@@ -53,6 +53,8 @@ class KafkaJob:
             raise ValueError("exactly-once output needs a checkpoint directory")
         if self.exactly_once and self.labels_topic:
             raise ValueError("--labels-topic is at-least-once only (not with --exactly-once)")
+        if self.no_labels and self.labels_topic:
+            raise ValueError("--no-labels and --labels-topic exclude each other")
         if self.label_buffer < 1 or self.label_ttl <= 0:
             raise ValueError("--label-buffer must be >= 1 and --label-ttl > 0")
         if self.kafka_timeout <= 0:
