@@ -5,9 +5,9 @@ files across two properties: valid files full of hostile values (every row ends 
 record or dead letter) and damaged files (bit flips, splices, cuts, bad bytes, oversized fields:
 reading ends in records, dead letters or a clean `SourceError`, nothing else). The decoder gets
 >= 10,000 generated messages. Both go through the model-free path (source + validator); the
-full CLI exit contract runs on a smaller set of damaged files. A hypothesis example holds
-several files (``FILES_PER_EXAMPLE``) so the generation overhead stays small; the case counts
-below are examples x files.
+full CLI exit contract runs on a smaller set of damaged files (`test_hostile_cli`). A hypothesis
+example holds several files (or messages) so the generation overhead stays small; the case
+counts below are examples x files.
 """
 from __future__ import annotations
 
@@ -35,7 +35,8 @@ from pipelines.validation import (MAX_MAGNITUDE, MAX_TEXT_CHARS, JsonDecoder, So
                                   decode_json)
 
 FORMATS = ("csv", "csv.gz", "arff", "parquet", "arrow", "ipc")
-FILES_PER_EXAMPLE = 10
+FILES_PER_EXAMPLE = 10       # damaged files per example (one set of mutations, shifted)
+VALID_FILES_PER_EXAMPLE = 5
 VALID_EXAMPLES = 400        # x 5 files = 2,000 valid files with hostile values per format
 DAMAGED_EXAMPLES = 800      # x 10 files = 8,000 damaged files per format
 JSON_EXAMPLES = 500
@@ -175,7 +176,8 @@ def _usable(row: tuple, fmt: str) -> bool | None:
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_valid_files_with_hostile_values_account_for_every_row(fmt: str, tmp_path) -> None:
     @settings(PROPERTY, max_examples=VALID_EXAMPLES)
-    @given(files=st.lists(_ROWS, min_size=5, max_size=5))
+    @given(files=st.lists(_ROWS, min_size=VALID_FILES_PER_EXAMPLE,
+                          max_size=VALID_FILES_PER_EXAMPLE))
     def check(files: list[list[tuple]]) -> None:
         for k, rows in enumerate(files):
             path = str(tmp_path / f"v{k}.{fmt}")

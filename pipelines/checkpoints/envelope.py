@@ -42,7 +42,7 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be trusted or read (bad magic, version, digest or signature)."""
 
 
-def resolve_key(key: bytes | str | None) -> bytes | None:
+def _resolve_key(key: bytes | str | None) -> bytes | None:
     """The signing key: ``key``, else ``DRIFTFLOW_CHECKPOINT_KEY``, else None (unsigned).
     An empty key, given or configured, raises `CheckpointError`."""
     if key is None:
@@ -77,7 +77,7 @@ def seal(body: bytes, *, schema: str, key: bytes | str | None = None,
          meta: dict[str, Any] | None = None) -> bytes:
     """Wrap ``body`` in the envelope; sign header and body when a key is given or configured.
     ``meta`` must be JSON-able (it is signed with the rest)."""
-    key = resolve_key(key)
+    key = _resolve_key(key)
     header: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "schema": schema,
@@ -94,7 +94,7 @@ def unseal(blob: bytes, *, key: bytes | str | None = None,
            schema: str | None = None) -> tuple[dict[str, Any], bytes]:
     """Check the envelope and return ``(header, body)``; raise CheckpointError when it fails.
     With a key given or configured, an unsigned or wrongly signed checkpoint is refused."""
-    key = resolve_key(key)
+    key = _resolve_key(key)
     header, body = _split(blob)
     version = header.get("format_version")
     if type(version) is not int or version != FORMAT_VERSION:
