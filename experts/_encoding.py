@@ -91,8 +91,10 @@ class RecordEncoder:
                 if math.isfinite(number):
                     out[at] = number
                 continue
+            key = _plain(value)
+            if isinstance(key, float) and not math.isfinite(key):
+                continue        # NaN is missing, and matches no key anyway (NaN != NaN)
             try:
-                key = _plain(value)
                 index = values.get(key)
             except TypeError:   # unhashable: treated as missing
                 continue

@@ -6,6 +6,8 @@ import random
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from river import checks, tree
 from river.datasets import synth
 
@@ -233,3 +235,29 @@ def test_value_against_the_rest_split_when_multiway_is_ruled_out():
     out = np.zeros(2)
     tree_predict_proba(pool, 0, np.array([2.0]), out)
     assert out.argmax() == 1
+
+
+@settings(max_examples=40)
+@given(st.lists(st.dictionaries(
+    st.sampled_from(["a", "b", "c", 7]),
+    st.one_of(st.none(), st.floats(allow_nan=True), st.sampled_from(["x", "y", "z"]),  # any mix
+              st.integers(-3, 3)), max_size=4), min_size=1, max_size=30))
+def test_encoder_json_round_trip_encodes_alike(records):
+    encoder = RecordEncoder(nominal_features=["c"])
+    for i, record in enumerate(records):
+        encoder.encode(record, learn=True)
+        encoder.encode_label(i % 3, learn=True)
+    copy = RecordEncoder.from_json(encoder.to_json())
+    assert copy.labels == encoder.labels and copy.version >= 0
+    assert copy.nominal_sizes().tolist() == encoder.nominal_sizes().tolist()
+    for record in records:
+        assert copy.encode(record).tobytes() == encoder.encode(record).tobytes()
+
+
+_REPEATED_NAME = '{"nominal_features": [], "features": [["a", null], ["a", null]], "labels": []}'
+
+
+@pytest.mark.parametrize("text", ["", "[]", '{"features": 3}', _REPEATED_NAME])
+def test_malformed_encoder_json_is_refused(text):
+    with pytest.raises(ValueError):
+        RecordEncoder.from_json(text)
