@@ -19,9 +19,10 @@ checkpoint is written before the transaction commits, so the previous one is kep
 ``p{n}.prev.ckpt``; on start the worker takes whichever of the two matches the offset that
 Kafka committed (the old one when the crash came before the commit, as the outputs were aborted).
 
-Delayed labels (``labels_topic``): records may come without a label and their labels later on a
-topic of their own, ``{"id": ..., "y": ...}``. Each worker reads ALL partitions of the labels
-topic (no consumer group; the offsets live in its checkpoint) and routes each label by id: to
+Delayed labels (``labels_topic``, read by `pipelines.runners.ray.label_feed.LabelFeed`): records
+may come without a label and their labels later on a topic of their own, ``{"id": ..., "y":
+...}``. Each worker reads ALL partitions of the labels topic (no consumer group; the offsets live
+in its checkpoint) and routes each label by id: to
 the partition whose `LabelJoiner` holds the waiting record (it then learns the record and scores
 the prediction made on arrival), else into the worker's orphan buffer, where a record arriving
 later takes it. Simple, at the price of every worker reading every label: with several workers,
@@ -39,31 +40,21 @@ sees the same label delay the live stream had, instead of every label at once.
 """
 from __future__ import annotations
 
-import collections
 import dataclasses
 import logging
 import os
-import sys
 import time
+from collections.abc import Hashable
 from typing import Any
 
-from pipelines.checkpoints import read_bytes, write_atomic
-from pipelines.checkpoints.partition import (
-    LabelsState,
-    PartitionState,
-    load_labels,
-    load_partition,
-    save_labels,
-    save_partition,
-)
-from pipelines.host import ModelHost, Prediction
-from pipelines.models import make_model
+from pipelines.host import Prediction
 from pipelines.records import DeadLetter, Record
 from pipelines.runners import kafka_io as kio
 from pipelines.runners.kafka_job import KafkaJob
+from pipelines.runners.ray.label_feed import LabelFeed, timestamp_ms
+from pipelines.runners.ray.partition_checkpoints import PartitionCheckpoints
 from pipelines.runners.status import RayMetrics, partition_status
 from pipelines.sinks import kafka_messages as formats
-from pipelines.validation import JsonDecoder
 
 log = logging.getLogger("driftflow")
 
@@ -81,26 +72,9 @@ POLL_TIMEOUT_MS = 200
 # Producer flush bound: a one-node broker acknowledges a batch in milliseconds; 60 s only
 # guards against a broker that went away (the checkpoint then fails instead of hanging).
 FLUSH_TIMEOUT_S = 60.0
-# Labels read ahead of the records (replaying a backlog) wait in memory until the records catch
-# up with their timestamps: 10,000 label messages are a few MB; past it the reader stops reading.
-LABEL_BACKLOG_MAX = 10_000
-# Before a records batch is learned, the labels reader reads until it holds a label newer than
-# the batch (or the labels topic is drained): then which labels a record sees is fixed by the
-# timestamps, not by fetch timing, and a replay is deterministic. It waits at most this long for
-# labels that are behind (a live label feed may lag; they are then applied when they come), in
-# polls of LABEL_POLL_TIMEOUT_MS.
-LABEL_WAIT_S = 30.0
-LABEL_POLL_TIMEOUT_MS = 50
-LABEL_DRAIN_POLLS = 20
 # A delivery that fails this many checkpoints in a row (no checkpoint succeeding in between) is
 # not transient (a broker gone, a topic refusing the messages): the worker then raises.
 MAX_REWINDS = 10
-
-
-def _timestamp_ms(message: Any) -> int | None:
-    """A confluent-kafka message's timestamp (ms since the epoch), None when it has none."""
-    kind, ms = message.timestamp()
-    return None if kind == 0 else ms   # 0: TIMESTAMP_NOT_AVAILABLE
 
 
 def _ray_metrics(topic: str, restored: dict[int, dict[str, float]]) -> RayMetrics | None:
@@ -114,21 +88,26 @@ def _ray_metrics(topic: str, restored: dict[int, dict[str, float]]) -> RayMetric
 
 class PartitionWorker:
     """Consumes ``partitions`` of ``job.topic`` (manual assignment), runs the data path, produces
-    predictions, drift events and dead letters, and checkpoints each partition."""
+    predictions, drift events and dead letters, and checkpoints each partition.
+
+    Why ~300 lines: this is the loop and its order of effects (poll, handle, checkpoint, commit,
+    rewind on a failed delivery) plus the face Ray calls (step, finish, progress, stop), kept in
+    one place so the ordering the module docstring promises can be read in one class. The label
+    feed (`LabelFeed`) and the checkpoint files (`PartitionCheckpoints`) live in their own."""
 
     def __init__(self, job: KafkaJob, partitions: list[int]) -> None:
         self.job = job
         self.partitions = list(partitions)
         self.started_at = time.time()
         self.first_output_at: float | None = None
-        self.checkpoints = 0
         self.rewinds = 0                  # failed deliveries recovered from the last checkpoint
         self._rewinds_in_a_row = 0
-        self.label_waits_timed_out = 0
         self._stop = False
         self._ends: dict[int, int] | None = None   # set by the first `step`; {} unbounded
         self._done = False
         self._label_ends: dict[int, int] = {}
+        self._checkpoints = PartitionCheckpoints(job)
+        self.labels: LabelFeed | None = None   # the delayed-label feed (with a labels topic)
         self._seconds_per_record = 0.5e-3          # the last batch's pace (a first guess)
         self._busy_seconds = 0.0                   # wall and thread-CPU seconds inside `step`
         self._cpu_seconds = 0.0
@@ -146,23 +125,17 @@ class PartitionWorker:
             # one stable id per partition group: a restarted worker fences its dead incarnation
             transactional_id=(f"driftflow-{job.group}-{job.topic}-"
                               + "-".join(map(str, self.partitions))) if job.exactly_once else None)
-        self._state = {p: self._restore(p) for p in self.partitions}
+        self._state = {p: self._checkpoints.restore(p, self._io.committed)
+                       for p in self.partitions}
         start = self._io.assign({p: s.next_offset for p, s in self._state.items()})
         for p, offset in start.items():
             self._state[p].next_offset = offset
-        self._last_checkpoint = time.monotonic()
-        self._labels: Any = None          # consumer of the labels topic (all its partitions)
-        self._label_read: dict[int, int] = {}
-        self._orphans = job.new_joiner()  # labels whose record this worker has not seen
-        self._label_offsets: dict[int, int] = {}
-        self.labels_read = 0
-        self.labels_invalid = 0
-        self._labels_since = 0
+        self._checkpoints.last_at = time.monotonic()
         self._frontier = -1               # newest record timestamp read (ms)
-        self._label_backlog: dict[int, collections.deque] = {}   # read, not yet applied
-        self._label_newest: dict[int, int] = {}   # newest label timestamp read, per partition
         if job.labels_topic:
-            self._open_labels()
+            waits = self.labels.waits_timed_out if self.labels is not None else 0
+            self.labels = LabelFeed(job, self.partitions, self._send, self._route_label)
+            self.labels.waits_timed_out = waits   # a rewind keeps the count
 
     def _rewind(self, reason: Exception) -> None:
         """Outputs since the last checkpoint were not all delivered: drop the clients (and the
@@ -177,8 +150,8 @@ class PartitionWorker:
                                f"row; giving up: {reason}") from reason
         self._io.wait_until_back()   # the new clients' first calls need a broker
         self._io.close(flush_timeout_s=None)
-        if self._labels is not None:
-            self._labels.close()
+        if self.labels is not None:
+            self.labels.close()
         deadline = time.monotonic() + kio.OUTAGE_TIMEOUT_S
         while True:
             try:   # a broker just back may not serve groups and transactions for a while
@@ -193,44 +166,6 @@ class PartitionWorker:
         if self.job.exactly_once:
             self._io.begin()
 
-    def _open_labels(self) -> None:
-        """Assign every partition of the labels topic; resume from the labels checkpoint."""
-        job = self.job
-        blob = (read_bytes(job.labels_checkpoint_uri(self.partitions))
-                if job.checkpoint_dir else None)
-        if blob is not None:
-            saved = load_labels(blob)
-            self._orphans, self._label_offsets = saved.orphans, saved.offsets
-            self.labels_read, self.labels_invalid = saved.read, saved.invalid
-        partitions = kio.list_partitions(job.bootstrap, job.labels_topic,
-                                         config=job.client_config)
-        self._labels = kio.PartitionReader(job.bootstrap, job.labels_topic, partitions,
-                                           group=f"{job.group}-labels",
-                                           client_id=f"driftflow-labels-{os.getpid()}",
-                                           config=job.client_config)
-        self._label_offsets = self._labels.assign(
-            {p: self._label_offsets.get(p) for p in partitions})
-        self._label_read = dict(self._label_offsets)   # next offset `_fill_labels` reads
-
-    def _restore(self, p: int) -> PartitionState:
-        """The partition's last checkpoint, or a fresh model (from the beginning) without one."""
-        job = self.job
-        blobs = ([read_bytes(job.checkpoint_uri(p, previous)) for previous in (False, True)]
-                 if job.checkpoint_dir else [])
-        states = [load_partition(b, job.target) for b in blobs if b is not None]
-        if job.exactly_once and states:
-            committed = self._io.committed(p)
-            states = [s for s in states if s.next_offset == committed]
-            if not states and committed is not None:
-                raise RuntimeError(f"partition {p}: no checkpoint matches the committed offset "
-                                   f"{committed} of group {job.group!r}")
-        if states:
-            return job.with_label_mode(states[0])
-        return PartitionState(ModelHost(make_model(job.model, seed=job.seed + p),
-                                         joiner=job.new_joiner(), no_labels=job.no_labels),
-                               JsonDecoder(target=job.target, require_label=job.require_label),
-                               None)
-
     # -- small remote-callable helpers ------------------------------------------------------------
     def progress(self) -> dict[str, Any]:
         """Where each partition is (next offset), checkpoints taken, start and first-output times
@@ -238,16 +173,27 @@ class PartitionWorker:
         return {"pid": os.getpid(), "started_at": self.started_at,
                 "first_output_at": self.first_output_at, "checkpoints": self.checkpoints,
                 "next_offsets": {p: s.next_offset for p, s in self._state.items()},
-                "label_offsets": dict(self._label_offsets), "labels_read": self.labels_read,
+                "label_offsets": dict(self.labels.offsets) if self.labels else {},
+                "labels_read": self.labels_read,
                 "kafka_away_seconds": (None if self._io.away_since is None
                                        else time.monotonic() - self._io.away_since),
                 "status": self.status()}
+
+    @property
+    def checkpoints(self) -> int:
+        """Checkpoints this worker completed (across rewinds)."""
+        return self._checkpoints.taken
+
+    @property
+    def labels_read(self) -> int:
+        """Label messages read from the labels topic (0 without one)."""
+        return self.labels.read if self.labels is not None else 0
 
     def status(self) -> dict[int, dict[str, float]]:
         """Per partition: records in, predictions, dead letters, drifts, lag, windowed accuracy,
         experts and checkpoint age (see `pipelines.runners.status`)."""
         return {p: partition_status(s.host, s.next_offset, self._io.highwater(p),
-                                    self._last_checkpoint)
+                                    self._checkpoints.last_at)
                 for p, s in self._state.items()}
 
     def _publish_metrics(self, force: bool = False) -> None:
@@ -293,8 +239,7 @@ class PartitionWorker:
     def _begin(self, until_end: bool) -> None:
         """Fix the end offsets a bounded run stops at (none unbounded), open a transaction."""
         self._ends = {p: self._io.watermarks(p)[1] for p in self.partitions} if until_end else {}
-        self._label_ends = ({p: self._labels.watermarks(p)[1] for p in self._label_read}
-                            if self._labels and until_end else {})
+        self._label_ends = self.labels.ends() if self.labels and until_end else {}
         if self.job.exactly_once:
             self._io.begin()
 
@@ -328,12 +273,8 @@ class PartitionWorker:
                    "metrics": s.host.metrics, "next_offset": s.next_offset,
                    "rewinds": self.rewinds}
                for p, s in self._state.items()}
-        if self._orphans is not None:
-            out[self.partitions[0]]["worker_labels"] = {
-                "read": self.labels_read, "invalid": self.labels_invalid,
-                "waits_timed_out": self.label_waits_timed_out,
-                "orphan_joined": self._orphans.joined, "orphans_dropped": self._orphans.orphaned,
-                "orphans_held": self._orphans.orphans}
+        if self.labels is not None:
+            out[self.partitions[0]]["worker_labels"] = self.labels.counts()
         return out
 
     def run(self, until_end: bool = True) -> dict[int, dict[str, Any]]:
@@ -346,25 +287,24 @@ class PartitionWorker:
         ends, label_ends = self._ends or {}, self._label_ends
         while not self._stop:
             if (ends and all(self._state[p].next_offset >= ends[p] for p in self.partitions)
-                    and all(self._label_offsets[p] >= end for p, end in label_ends.items())):
+                    and (self.labels is None or self.labels.applied_to(label_ends))):
                 return True
             if deadline is not None and time.monotonic() >= deadline:
                 return False
             batches = self._io.poll(self._poll_size(deadline), POLL_TIMEOUT_MS / 1000)
             if not batches and self._io.away_since is not None and not self._io.broker_back():
                 continue   # the broker is away: the clients reconnect by themselves
-            if self._labels is not None and batches:
-                self._fill_labels(max(_timestamp_ms(m) or 0 for ms in batches.values() for m in ms))
+            if self.labels is not None and batches:
+                self.labels.fill(max(timestamp_ms(m) or 0 for ms in batches.values() for m in ms))
             started, count = time.perf_counter(), 0
             for partition, messages in batches.items():
                 self._handle(partition, messages)
                 count += len(messages)
             if count:
                 self._seconds_per_record = (time.perf_counter() - started) / count
-            if self._labels is not None:
-                if self._caught_up(ends or None):
-                    self._fill_labels(None)
-                    self._apply_labels(caught_up=True)
+            if self.labels is not None and self._caught_up(ends or None):
+                self.labels.fill(None)
+                self.labels.apply(self._frontier, caught_up=True)
             self._maybe_checkpoint()
             self._publish_metrics()
         return True
@@ -382,14 +322,14 @@ class PartitionWorker:
         state = self._state[partition]
         send = self._io.send
         for m in messages:
-            offset, timestamp, value = m.offset(), _timestamp_ms(m), m.value()
+            offset, timestamp, value = m.offset(), timestamp_ms(m), m.value()
             item = (state.decoder(value, offset, partition, key=formats.key_text(m.key()))
                     if value is not None else   # a tombstone: no value at all
                     DeadLetter(offset, "message has no value (null)", raw=b"",
                                partition=partition))
-            if (self._orphans is not None and isinstance(item, Record) and item.y is None
+            if (self.labels is not None and isinstance(item, Record) and item.y is None
                     and item.id is not None):
-                y = self._orphans.take_orphan(item.id)   # its label came first
+                y = self.labels.orphans.take_orphan(item.id)   # its label came first
                 if y is not None:
                     item = dataclasses.replace(item, y=y)
             result = state.host.process(item)
@@ -407,52 +347,10 @@ class PartitionWorker:
             state.since_checkpoint += 1
             if timestamp is not None and timestamp > self._frontier:
                 self._frontier = timestamp
-            if self._label_backlog:
-                self._apply_labels()
+            if self.labels is not None and self.labels.waiting:
+                self.labels.apply(self._frontier)
         if messages and self.first_output_at is None:
             self.first_output_at = time.time()
-
-    def _fill_labels(self, upto: int | None) -> None:
-        """Read labels into the backlog until every labels partition holds one newer than
-        ``upto`` (a timestamp in ms) or is read to its high watermark, the backlog is full, or
-        `LABEL_WAIT_S` passed (counted in ``label_waits_timed_out``). ``upto=None``: just what
-        is there now (up to `LABEL_DRAIN_POLLS` polls)."""
-        deadline = time.monotonic() + LABEL_WAIT_S
-        for _ in range(LABEL_DRAIN_POLLS if upto is None else sys.maxsize):
-            if upto is not None and self._labels_cover(upto):
-                return
-            if sum(len(q) for q in self._label_backlog.values()) >= LABEL_BACKLOG_MAX:
-                return
-            if time.monotonic() > deadline:
-                self.label_waits_timed_out += 1
-                return
-            # read only the partitions still behind ``upto``, so one that is ahead cannot fill
-            # the backlog while another still has labels due
-            self._labels.pause_only(set() if upto is None else
-                                    {p for p, ts in self._label_newest.items() if ts > upto})
-            got = self._labels.poll(POLL_MAX_RECORDS,
-                                    LABEL_POLL_TIMEOUT_MS / 1000 if upto is not None else 0)
-            if upto is None and not got and self._labels_drained():
-                return
-            for p, messages in got.items():
-                self._label_backlog.setdefault(p, collections.deque()).extend(messages)
-                self._label_read[p] = messages[-1].offset() + 1
-                self._label_newest[p] = max(self._label_newest.get(p, -1),
-                                            max(_timestamp_ms(m) or 0 for m in messages))
-
-    def _labels_cover(self, upto: int) -> bool:
-        """Whether no label with a timestamp <= ``upto`` can still be unread."""
-        return all(self._label_newest.get(p, -1) > upto or self._drained(p)
-                   for p in self._label_read)
-
-    def _drained(self, partition: int) -> bool:
-        hw = self._labels.highwater(partition)
-        return hw is not None and self._label_read[partition] >= hw
-
-    def _labels_drained(self) -> bool:
-        """Whether the labels reader is at every partition's last known high watermark (an
-        empty poll may only mean a fetch still in flight)."""
-        return all(self._drained(p) for p in self._label_read)
 
     def _caught_up(self, ends: dict[int, int] | None) -> bool:
         """Whether the records are read to their end (a bounded run's ``ends``) or to the last
@@ -465,64 +363,31 @@ class PartitionWorker:
                 return False
         return True
 
-    def _apply_labels(self, caught_up: bool = False) -> None:
-        """Apply the backlog's labels not newer than the newest record read (all of them when
-        ``caught_up``), in timestamp order across the labels partitions (ties: partition)."""
-        queues = [q for q in self._label_backlog.values() if q]
-        while queues:
-            queue = min(queues, key=lambda q: _timestamp_ms(q[0]) or 0)
-            if not (caught_up or (_timestamp_ms(queue[0]) or 0) <= self._frontier):
-                return
-            self._handle_labels([queue.popleft()])
-            if not queue:
-                queues.remove(queue)
+    def _send(self, topic: str, value: bytes) -> None:
+        self._io.send(topic, value=value)
 
-    def _handle_labels(self, messages: list[Any]) -> None:
-        """Route each label by id to the partition whose record waits for it, else hold it as
-        an orphan; a label message that is not ``{"id": ..., "<target>": ...}`` is counted in
-        ``labels_invalid`` and sent to the dead-letter topic."""
-        import json
-
-        for m in messages:
-            self._label_offsets[m.partition()] = m.offset() + 1
-            self.labels_read += 1
-            self._labels_since += 1
-            try:
-                doc = json.loads(m.value())
-                id, y = doc["id"], doc[self.job.target]
-                hash(id), hash(y)
-                if id is None or y is None:
-                    raise ValueError("null id or label")
-            except (ValueError, KeyError, TypeError, RecursionError) as exc:
-                self.labels_invalid += 1
-                dead = DeadLetter(m.offset(), f"invalid label message: {type(exc).__name__}: "
-                                  f"{str(exc)[:80]}", raw=m.value(), partition=m.partition())
-                self._io.send(self.job.output_topic("dead-letter"),
-                              value=formats.dead_letter_message(dead, self.job.labels_topic))
-                continue
-            for p, state in self._state.items():
-                if state.host.joiner is not None and state.host.joiner.waiting(id):
-                    outcome = state.host.apply_label(id, y)
-                    state.labels_changed = True
-                    if isinstance(outcome, DeadLetter):   # a label the model cannot use
-                        self.labels_invalid += 1
-                        self._io.send(self.job.output_topic("dead-letter"),
-                                      value=formats.dead_letter_message(outcome, self.job.topic))
-                    for event in state.host.take_events():
-                        self._io.send(self.job.output_topic("drift"), partition=p,
-                                      value=formats.event_message(event, self.job.topic))
-                    break
-            else:
-                self._orphans.hold_orphan(id, y)
+    def _route_label(self, id: Hashable, y: Hashable) -> bool:
+        """Give a late label to the partition whose record waits for it (True), learning the
+        record and sending what that produced; False when no record here waits for it."""
+        for p, state in self._state.items():
+            if state.host.joiner is not None and state.host.joiner.waiting(id):
+                outcome = state.host.apply_label(id, y)
+                state.labels_changed = True
+                if isinstance(outcome, DeadLetter):   # a label the model cannot use
+                    self.labels.invalid += 1
+                    self._io.send(self.job.output_topic("dead-letter"),
+                                  value=formats.dead_letter_message(outcome, self.job.topic))
+                for event in state.host.take_events():
+                    self._io.send(self.job.output_topic("drift"), partition=p,
+                                  value=formats.event_message(event, self.job.topic))
+                return True
+        return False
 
     def _maybe_checkpoint(self) -> None:
         if self._io.away_since is not None:
             return   # deferred until the broker is back (`_loop` probes it)
-        due_time = time.monotonic() - self._last_checkpoint >= self.job.checkpoint_seconds
-        if any(s.since_checkpoint >= self.job.checkpoint_every or (due_time and s.since_checkpoint)
-               for s in self._state.values()) or (
-                self._labels_since >= self.job.checkpoint_every
-                or (due_time and self._labels_since)):
+        if self._checkpoints.due(self._state,
+                                 self.labels.since_checkpoint if self.labels else 0):
             try:
                 self.checkpoint()
             except kio.BrokerAway:
@@ -539,27 +404,9 @@ class PartitionWorker:
             raise kio.OutputsNotDelivered("the connection to the broker was lost during the "
                                           "transaction")
         self._io.flush(FLUSH_TIMEOUT_S)
-        offsets = {}
-        for p, state in self._state.items():
-            if state.host.joiner is not None:
-                state.host.joiner.expire()   # counts expiries even when nothing arrives
-            if self.job.checkpoint_dir and (state.since_checkpoint or state.labels_changed):
-                if self.job.exactly_once:   # keep the state the open transaction started from
-                    old = read_bytes(self.job.checkpoint_uri(p))
-                    if old is not None:
-                        write_atomic(self.job.checkpoint_uri(p, previous=True), old)
-                write_atomic(self.job.checkpoint_uri(p), save_partition(self.job, p, state))
-            state.since_checkpoint = 0
-            state.labels_changed = False
-            offsets[p] = state.next_offset
-        if self._orphans is not None:
-            self._orphans.expire()
-            if self.job.checkpoint_dir and self._labels_since:
-                labels = LabelsState(self._orphans, self._label_offsets, self.labels_read,
-                                     self.labels_invalid)
-                write_atomic(self.job.labels_checkpoint_uri(self.partitions),
-                             save_labels(self.job.labels_topic, labels))
-            self._labels_since = 0
+        offsets = self._checkpoints.save(self._state)
+        if self.labels is not None:
+            self.labels.checkpoint()
         if self.job.exactly_once:
             try:
                 self._io.commit_transaction(offsets)
@@ -572,11 +419,10 @@ class PartitionWorker:
                 self._io.commit(offsets)
             except kio.KafkaError as exc:   # the checkpoint holds the offsets: commit next time
                 log.warning("worker %s: offsets not committed to Kafka: %s", self.partitions, exc)
-        self._last_checkpoint = time.monotonic()
-        self.checkpoints += 1
+        self._checkpoints.done()
         self._rewinds_in_a_row = 0
 
     def close(self) -> None:
         self._io.close(flush_timeout_s=FLUSH_TIMEOUT_S)
-        if self._labels is not None:
-            self._labels.close()
+        if self.labels is not None:
+            self.labels.close()

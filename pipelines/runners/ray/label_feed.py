@@ -1,0 +1,197 @@
+"""A Ray worker's delayed-label feed: reads every partition of the labels topic, holds the
+labels read ahead of the records, and hands each one, in timestamp order, to the worker's
+router (see the worker's module docstring for the ordering and the at-least-once caveat).
+
+The feed owns the labels reader, the backlog (labels read, not applied yet), the orphan labels
+(no record seen yet) and the labels topic's offsets, and saves and restores them in the worker's
+labels checkpoint. It knows nothing of the records' partitions: ``route(id, y)`` says whether a
+waiting record took the label.
+"""
+from __future__ import annotations
+
+import collections
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Hashable
+from typing import Any
+
+from pipelines.checkpoints import read_bytes, write_atomic
+from pipelines.checkpoints.partition import LabelsState, load_labels, save_labels
+from pipelines.records import DeadLetter
+from pipelines.runners import kafka_io as kio
+from pipelines.runners.kafka_job import KafkaJob
+from pipelines.sinks import kafka_messages as formats
+
+# Labels read ahead of the records (replaying a backlog) wait in memory until the records catch
+# up with their timestamps: 10,000 label messages are a few MB; past it the reader stops reading.
+LABEL_BACKLOG_MAX = 10_000
+# Before a records batch is learned, the feed reads until it holds a label newer than the batch
+# (or the labels topic is drained): then which labels a record sees is fixed by the timestamps,
+# not by fetch timing, and a replay is deterministic. It waits at most this long for labels that
+# are behind (a live label feed may lag; they are then applied when they come), in polls of
+# LABEL_POLL_TIMEOUT_MS.
+LABEL_WAIT_S = 30.0
+LABEL_POLL_TIMEOUT_MS = 50
+LABEL_DRAIN_POLLS = 20
+# Messages one poll of the labels topic returns at most.
+LABEL_POLL_MAX = 2000
+
+
+def timestamp_ms(message: Any) -> int | None:
+    """A confluent-kafka message's timestamp (ms since the epoch), None when it has none."""
+    kind, ms = message.timestamp()
+    return None if kind == 0 else ms   # 0: TIMESTAMP_NOT_AVAILABLE
+
+
+class LabelFeed:
+    """The labels topic of one worker (``partitions`` names the worker, for its checkpoint).
+
+    ``send(topic, value)`` produces a dead letter for a label message that is not
+    ``{"id": ..., "<target>": ...}``; ``route(id, y)`` offers a label to the worker's waiting
+    records (True: one took it), else the feed holds it as an orphan.
+    """
+
+    def __init__(self, job: KafkaJob, partitions: list[int],
+                 send: Callable[[str, bytes], None],
+                 route: Callable[[Hashable, Hashable], bool]) -> None:
+        self.job = job
+        self.partitions = partitions
+        self._send = send
+        self._route = route
+        self.orphans = job.new_joiner()   # labels whose record this worker has not seen
+        self.offsets: dict[int, int] = {}   # next offset to apply, per labels partition
+        self.read = 0
+        self.invalid = 0
+        self.since_checkpoint = 0
+        self.waits_timed_out = 0
+        self._read_to: dict[int, int] = {}   # next offset `fill` reads, per labels partition
+        self._backlog: dict[int, collections.deque] = {}   # read, not yet applied
+        self._newest: dict[int, int] = {}   # newest label timestamp read, per partition
+        blob = (read_bytes(job.labels_checkpoint_uri(partitions)) if job.checkpoint_dir
+                else None)
+        if blob is not None:
+            saved = load_labels(blob)
+            self.orphans, self.offsets = saved.orphans, saved.offsets
+            self.read, self.invalid = saved.read, saved.invalid
+        topic_partitions = kio.list_partitions(job.bootstrap, job.labels_topic,
+                                               config=job.client_config)
+        self._reader = kio.PartitionReader(job.bootstrap, job.labels_topic, topic_partitions,
+                                           group=f"{job.group}-labels",
+                                           client_id=f"driftflow-labels-{os.getpid()}",
+                                           config=job.client_config)
+        self.offsets = self._reader.assign({p: self.offsets.get(p) for p in topic_partitions})
+        self._read_to = dict(self.offsets)
+
+    # -- reading -----------------------------------------------------------------------------
+    def ends(self) -> dict[int, int]:
+        """The labels partitions' current end offsets (a bounded run stops there)."""
+        return {p: self._reader.watermarks(p)[1] for p in self._read_to}
+
+    def applied_to(self, ends: dict[int, int]) -> bool:
+        """Whether every labels partition is applied up to ``ends``."""
+        return all(self.offsets[p] >= end for p, end in ends.items())
+
+    def fill(self, upto: int | None) -> None:
+        """Read labels into the backlog until every labels partition holds one newer than
+        ``upto`` (a timestamp in ms) or is read to its high watermark, the backlog is full, or
+        `LABEL_WAIT_S` passed (counted in ``waits_timed_out``). ``upto=None``: just what is
+        there now (up to `LABEL_DRAIN_POLLS` polls)."""
+        deadline = time.monotonic() + LABEL_WAIT_S
+        for _ in range(LABEL_DRAIN_POLLS if upto is None else sys.maxsize):
+            if upto is not None and self._covers(upto):
+                return
+            if sum(len(q) for q in self._backlog.values()) >= LABEL_BACKLOG_MAX:
+                return
+            if time.monotonic() > deadline:
+                self.waits_timed_out += 1
+                return
+            # read only the partitions still behind ``upto``, so one that is ahead cannot fill
+            # the backlog while another still has labels due
+            self._reader.pause_only(set() if upto is None else
+                                    {p for p, ts in self._newest.items() if ts > upto})
+            got = self._reader.poll(LABEL_POLL_MAX,
+                                    LABEL_POLL_TIMEOUT_MS / 1000 if upto is not None else 0)
+            if upto is None and not got and self._drained():
+                return
+            for p, messages in got.items():
+                self._backlog.setdefault(p, collections.deque()).extend(messages)
+                self._read_to[p] = messages[-1].offset() + 1
+                self._newest[p] = max(self._newest.get(p, -1),
+                                      max(timestamp_ms(m) or 0 for m in messages))
+
+    def _covers(self, upto: int) -> bool:
+        """Whether no label with a timestamp <= ``upto`` can still be unread."""
+        return all(self._newest.get(p, -1) > upto or self._partition_drained(p)
+                   for p in self._read_to)
+
+    def _partition_drained(self, partition: int) -> bool:
+        hw = self._reader.highwater(partition)
+        return hw is not None and self._read_to[partition] >= hw
+
+    def _drained(self) -> bool:
+        """Whether the reader is at every partition's last known high watermark (an empty poll
+        may only mean a fetch still in flight)."""
+        return all(self._partition_drained(p) for p in self._read_to)
+
+    # -- applying ----------------------------------------------------------------------------
+    @property
+    def waiting(self) -> bool:
+        """Whether labels are read and not applied yet."""
+        return any(self._backlog.values())
+
+    def apply(self, frontier: int, caught_up: bool = False) -> None:
+        """Apply the backlog's labels not newer than ``frontier`` (the newest record timestamp
+        read, ms; all of them when ``caught_up``), in timestamp order across the labels
+        partitions (ties: partition)."""
+        queues = [q for q in self._backlog.values() if q]
+        while queues:
+            queue = min(queues, key=lambda q: timestamp_ms(q[0]) or 0)
+            if not (caught_up or (timestamp_ms(queue[0]) or 0) <= frontier):
+                return
+            self._handle(queue.popleft())
+            if not queue:
+                queues.remove(queue)
+
+    def _handle(self, m: Any) -> None:
+        """Route one label by id, else hold it as an orphan; a label message that is not
+        ``{"id": ..., "<target>": ...}`` is counted in ``invalid`` and sent as a dead letter."""
+        self.offsets[m.partition()] = m.offset() + 1
+        self.read += 1
+        self.since_checkpoint += 1
+        try:
+            doc = json.loads(m.value())
+            id, y = doc["id"], doc[self.job.target]
+            hash(id), hash(y)
+            if id is None or y is None:
+                raise ValueError("null id or label")
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
+            self.invalid += 1
+            dead = DeadLetter(m.offset(), f"invalid label message: {type(exc).__name__}: "
+                              f"{str(exc)[:80]}", raw=m.value(), partition=m.partition())
+            self._send(self.job.output_topic("dead-letter"),
+                       formats.dead_letter_message(dead, self.job.labels_topic))
+            return
+        if not self._route(id, y):
+            self.orphans.hold_orphan(id, y)
+
+    # -- checkpoint and end ------------------------------------------------------------------
+    def checkpoint(self) -> None:
+        """Expire old orphans and, when labels came since the last one, save the orphans and
+        the labels topic's offsets (``labels-<partitions>.ckpt``)."""
+        self.orphans.expire()
+        if self.job.checkpoint_dir and self.since_checkpoint:
+            state = LabelsState(self.orphans, self.offsets, self.read, self.invalid)
+            write_atomic(self.job.labels_checkpoint_uri(self.partitions),
+                         save_labels(self.job.labels_topic, state))
+        self.since_checkpoint = 0
+
+    def counts(self) -> dict[str, int]:
+        """The worker's label figures for the driver's merge."""
+        return {"read": self.read, "invalid": self.invalid,
+                "waits_timed_out": self.waits_timed_out, "orphan_joined": self.orphans.joined,
+                "orphans_dropped": self.orphans.orphaned, "orphans_held": self.orphans.orphans}
+
+    def close(self) -> None:
+        self._reader.close()
