@@ -81,6 +81,9 @@ def flink_run(bootstrap: str, topic: str, n: int, name: str, options: FlinkOptio
     tmp = tempfile.mkdtemp(prefix=f"flink-{name}-")
     job = KafkaJob(bootstrap, topic, group_id=f"{topic}-{name}", output_prefix=f"{topic}-{name}",
                    checkpoint_dir=tmp, checkpoint_seconds=CHECKPOINT_SECONDS)
+    for kind in ("predictions", "drift", "dead-letter"):   # stamped when the broker appends
+        infra_kafka.create_topic(job.output_topic(kind), partitions=4, bootstrap=bootstrap,
+                                 configs={"message.timestamp.type": "LogAppendTime"})
     marker = Path(tmp) / "failed-once"
     if fail_at:
         os.environ[FAIL_ONCE_ENV] = f"{fail_at}:{marker}"
@@ -129,7 +132,7 @@ def write_report(result: dict[str, Any], path: Path) -> None:
     text = f"""# Flink runner: throughput, parallelism, checkpoints, restart
 
 `python -m bench.flink_kafka --records {result['records']}` at commit `{result['commit']}`
-({result['date']}; {result['machine'].get('cpu')}, {result['machine'].get('usable_cpus')} usable
+({result['date']}; {result['machine'].get('cpu_model')}, {result['machine'].get('nproc')} usable
 cores, shared with other work: figures are noisy). SEAa, 4-partition topic, `adaptive`.
 
 {chr(10).join(rows)}
