@@ -52,11 +52,12 @@ def _check_tree(pool: TreePool, slot: int) -> None:
     count = pool.node_n_branches[slot, :nodes][~leaf]
     _require(bool(((start >= 0) & (count >= 0) & (start + count <= branches)).all()),
              f"slot {slot} branch blocks")
-    for node, s, c in zip(np.flatnonzero(~leaf), start, count):
-        children = pool.branch_child[slot, s:s + c]
-        # children come after their parent: routing always moves forward, so it ends
-        _require(bool((((children > node) & (children < nodes)) | (children == -1)).all()),
-                 f"slot {slot} node {node} children")
+    # children come after their parent: routing always moves forward, so it ends
+    parents = np.repeat(np.flatnonzero(~leaf), count)
+    within = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
+    children = pool.branch_child[slot, np.repeat(start, count) + within]
+    _require(bool((((children > parents) & (children < nodes)) | (children == -1)).all()),
+             f"slot {slot} children")
 
 
 def check_pool_arrays(pool: TreePool, layout: Callable) -> None:
