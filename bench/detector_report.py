@@ -2,8 +2,6 @@
 false alarms and update cost, ranked, and a reading of it."""
 from __future__ import annotations
 
-import os
-import platform
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,24 +13,14 @@ from bench.input_drift import END as INPUT_END
 from bench.provenance import code_line
 
 
-def _machine() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    versions = {}
-    for mod in ("numpy", "river"):
-        try:
-            versions[mod] = __import__(mod).__version__
-        except Exception:  # pragma: no cover - reporting only
-            versions[mod] = "?"
-    return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(),
-            "python": platform.python_version(), **versions,
-            "openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "unset")}
+def _machine_text(m: dict) -> str:
+    """One line about the machine: `bench.provenance.machine_info`'s keys, or the older ones
+    of a detectors.json written before it (``cpu``, ``cores``, ``openblas_threads``)."""
+    threads = (f"BLAS threads {m['blas_threads']}" if "blas_threads" in m
+               else f"OPENBLAS_NUM_THREADS={m.get('openblas_threads', '?')}")
+    return (f"{m.get('cpu_model', m.get('cpu'))}, {m.get('nproc', m.get('cores'))} cores "
+            f"(shared), {m['platform']}, Python {m['python']}, numpy {m['numpy']}, "
+            f"river {m['river']}, {threads}")
 
 
 def _fmt(v, digits: int = 0) -> str:
@@ -194,9 +182,7 @@ def write_report(results: dict, names: Sequence[str], config: dict, machine: dic
         f"- Command: `{config['command']}` (also `driftflow bench detectors`)",
         f"- Date: {config['date']}; wall time {elapsed:.0f} s",
         code_line(config.get("code")),
-        f"- Machine: {machine['cpu']}, {machine['cores']} cores (shared), {machine['platform']}, "
-        f"Python {machine['python']}, numpy {machine['numpy']}, river {machine['river']}, "
-        f"OPENBLAS_NUM_THREADS={machine['openblas_threads']}",
+        f"- Machine: {_machine_text(machine)}",
         f"- Streams: {config['records']:,} records each, changes starting at records "
         f"{', '.join(f'{s:,}' for s in config['change_starts'])}; gradual changes ramp linearly "
         f"over {config['ramp']:,} records. Seeds 0-{config['seeds'] - 1}; "

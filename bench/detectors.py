@@ -30,11 +30,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.detector_report import _fmt, _machine, write_report
+from bench.detector_report import _fmt, write_report
 from bench.detector_scoring import (SLOW, AlwaysFire, NeverFire, contenders, run_benchmark,
                                     score_run)
 from bench.detector_streams import STREAMS, change_starts
-from bench.provenance import code_version
+from bench.provenance import code_version, machine_info
 
 __all__ = ["AlwaysFire", "NeverFire", "contenders", "score_run", "run_benchmark", "main"]
 
@@ -104,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "slow_detectors": sorted(SLOW),
         "code": code_version(),   # at the start: the code that runs
     }
-    machine = _machine()
+    machine = machine_info()
     t0 = time.perf_counter()
     scores = run_benchmark(names, streams, args.seeds, args.records, args.window, args.ramp,
                            args.slow_seeds, progress=not args.no_progress)

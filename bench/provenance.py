@@ -59,8 +59,12 @@ def machine_info() -> dict[str, Any]:
         usable = os.cpu_count()
     import numpy
     import river
+    from threadpoolctl import threadpool_info
+
+    blas = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
     return {
         "nproc": usable, "cpu_count": os.cpu_count(), "cpu_model": cpu, "ram_bytes": ram,
         "platform": platform.platform(), "python": platform.python_version(),
         "river": river.__version__, "numpy": numpy.__version__,
+        "blas_threads": max(blas) if blas else None,   # the most any loaded BLAS uses
     }
