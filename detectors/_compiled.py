@@ -18,8 +18,11 @@ from numba import njit
 
 _KT = 0.5   # Krichevsky-Trofimov pseudo-count per class (as detectors._rbocpd)
 # ints of an RBOCPDState: forecasters kept, records since restart, classes seen, detections,
-# drift flag of the last update
-_M, _N, _K, _DETECTIONS, _DRIFT = range(5)
+# drift flag of the last update, classes the log table was made for
+_M, _N, _K, _DETECTIONS, _DRIFT, _K_TABLE = range(6)
+# Counts below this read log(count + 1/2) and log(total + K/2) from a table: two lookups
+# instead of a log per forecaster (128 a record for two detectors, ~10 % of a SEA record)
+_LOG_TABLE = 4096
 
 
 class RBOCPDState(NamedTuple):
@@ -30,14 +33,17 @@ class RBOCPDState(NamedTuple):
     totals: np.ndarray    # (max_forecasters,) float64
     logw: np.ndarray      # (max_forecasters,) float64
     thr: np.ndarray       # (max_forecasters,) float64
-    ints: np.ndarray      # (5,) int64, indexed by _M, _N, _K, _DETECTIONS, _DRIFT
+    ints: np.ndarray      # (6,) int64, indexed by _M, _N, _K, _DETECTIONS, _DRIFT, _K_TABLE
+    log_count: np.ndarray  # (_LOG_TABLE,) float64: log(i + 1/2)
+    log_total: np.ndarray  # (_LOG_TABLE,) float64: log(i + K/2) for K = ints[_K_TABLE]
 
 
 def new_rbocpd(n_classes: int, max_forecasters: int = 64) -> RBOCPDState:
     """A fresh detector for ``n_classes`` columns (2 for a 0/1 stream; grown for labels)."""
     state = RBOCPDState(np.zeros((max_forecasters, max(n_classes, 2))),
                         np.zeros(max_forecasters), np.zeros(max_forecasters),
-                        np.zeros(max_forecasters), np.zeros(5, dtype=np.int64))
+                        np.zeros(max_forecasters), np.zeros(6, dtype=np.int64),
+                        np.zeros(_LOG_TABLE), np.zeros(_LOG_TABLE))
     state.thr[0] = math.inf
     return state
 
@@ -58,6 +64,16 @@ def _rbocpd_restart(st: RBOCPDState) -> None:
     st.thr[0] = math.inf
     st.ints[_M] = 0
     st.ints[_N] = 0
+
+
+@njit(cache=True, nogil=True)
+def _log_kt(st: RBOCPDState, count: float, total: float, n_classes: int) -> float:
+    """log of the KT estimate (count + 1/2) / (total + K/2), from the tables when they hold
+    both counts."""
+    c, t = int(count), int(total)
+    num = st.log_count[c] if c < _LOG_TABLE else math.log(count + _KT)
+    den = st.log_total[t] if t < _LOG_TABLE else math.log(total + _KT * n_classes)
+    return num - den
 
 
 @njit(cache=True, nogil=True)
@@ -89,10 +105,15 @@ def rbocpd_update(st: RBOCPDState, k: int, multinomial: bool, log_delta: float) 
         st.logw[i] = 0.0
         st.thr[i] = math.log(n * (n + 1.0)) - log_delta
     ints[_M] = m
-    base = math.log((st.counts[0, k] + _KT) / (st.totals[0] + _KT * n_classes))
+    if ints[_K_TABLE] != n_classes:   # first update, or a new class: (re)make the tables
+        for i in range(_LOG_TABLE):
+            st.log_count[i] = math.log(i + _KT)
+            st.log_total[i] = math.log(i + _KT * n_classes)
+        ints[_K_TABLE] = n_classes
+    base = _log_kt(st, st.counts[0, k], st.totals[0], n_classes)
     stat = -math.inf
     for j in range(m):
-        lp = math.log((st.counts[j, k] + _KT) / (st.totals[j] + _KT * n_classes)) - base
+        lp = _log_kt(st, st.counts[j, k], st.totals[j], n_classes) - base
         st.logw[j] += lp
         st.counts[j, k] += 1.0
         st.totals[j] += 1.0

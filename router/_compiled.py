@@ -213,31 +213,32 @@ def router_step(st: RouterState, rng: np.ndarray, n_inputs: int, lr: float,
     gw3 = np.zeros(n2 * n_out)
     gb3 = np.zeros(n_out)
     g2 = np.zeros((n, n2))
+    # units a ReLU or dropout zeroed (activation 0) get no gradient and give none: skipped
+    # (the terms they would add are zeros, so the sums are the same)
     for r in range(n):
         for k in range(n_out):
             g = g3[r, k]
             if g != 0.0:
                 gb3[k] += g
                 for j in range(n2):
-                    gw3[j * n_out + k] += a2[r, j] * g
-                    g2[r, j] += g * st.w3[j, k]
-        for j in range(n2):
-            if a2[r, j] <= 0.0:
-                g2[r, j] = 0.0
-            elif dropout > 0.0:
+                    if a2[r, j] > 0.0:
+                        gw3[j * n_out + k] += a2[r, j] * g
+                        g2[r, j] += g * st.w3[j, k]
+        if dropout > 0.0:
+            for j in range(n2):
                 g2[r, j] /= keep
     gw2 = np.zeros(n1 * n2)
     gb2 = np.zeros(n2)
     g1 = np.zeros((n, n1))
     for r in range(n):
         for i in range(n1):
-            for j in range(n2):
-                gw2[i * n2 + j] += a1[r, i] * g2[r, j]
-                g1[r, i] += g2[r, j] * st.w2[i, j]
-            if a1[r, i] <= 0.0:
-                g1[r, i] = 0.0
-            elif dropout > 0.0:
-                g1[r, i] /= keep
+            a = a1[r, i]
+            if a > 0.0:
+                g = 0.0
+                for j in range(n2):
+                    gw2[i * n2 + j] += a * g2[r, j]
+                    g += g2[r, j] * st.w2[i, j]
+                g1[r, i] = g / keep if dropout > 0.0 else g
         gb2 += g2[r]
     gw1 = np.zeros(n_inputs * n1)
     gb1 = np.zeros(n1)
@@ -245,7 +246,8 @@ def router_step(st: RouterState, rng: np.ndarray, n_inputs: int, lr: float,
         for d in range(n_inputs):
             if z[r, d] != 0.0:
                 for j in range(n1):
-                    gw1[d * n1 + j] += z[r, d] * g1[r, j]
+                    if g1[r, j] != 0.0:
+                        gw1[d * n1 + j] += z[r, d] * g1[r, j]
         gb1 += g1[r]
     t = st.ints[_STEPS]
     step = lr * math.sqrt(1.0 - _BETA2 ** t) / (1.0 - _BETA1 ** t)

@@ -41,9 +41,6 @@ RIVER_KNOWN_FAILURES = {
     ("expert:mlp", "check_shuffle_features_no_impact"): "input slots in first-seen order",
     ("model:driftmoe-task", "check_shuffle_features_no_impact"): "MLP router: see mlp",
     ("model:driftmoe-data", "check_shuffle_features_no_impact"): "MLP router: see mlp",
-    # the top-k mixture is router weight x recent accuracy; right after the first record every
-    # accuracy is 0, and the all-zero mixture is returned unnormalised ({y: 0.0})
-    ("model:adaptive", "check_predict_proba_one"): "all-zero mixture after one record",
 }
 
 

@@ -81,8 +81,9 @@ def _stretch(cfg, inputs, router, pool, X, i: int, n: int, sc) -> None:
 
 @njit(cache=True, nogil=True)
 def _predict(cfg, inputs, mlp, trees, pool, x, z, logits, sc) -> tuple[int, float]:
-    """The top-k mixture's class and probability for one record (``-1, 0`` with no opinion);
-    fills the asked/top flags, scores and the asked experts' probabilities (by position)."""
+    """The top-k mixture's class and probability for one record (``-1, 0`` when no top expert
+    has an opinion); fills the asked/top flags, scores and the asked experts' probabilities (by
+    position)."""
     n_pos = pool.ints[N_POS]
     n_classes = pool.ints[N_CLASSES]
     flags, scores, proba = sc.flags, sc.vec[_SCORE], sc.proba
@@ -128,6 +129,12 @@ def _predict(cfg, inputs, mlp, trees, pool, x, z, logits, sc) -> tuple[int, floa
                 for c in range(n_classes):
                     mixture[c] += scores[p] * proba[p, c]
     total = mixture[:n_classes].sum()
+    if total <= 0.0:   # every top score is 0 (e.g. no expert right yet): weigh them equally
+        for p in range(n_pos):
+            if flags[_TOP, p]:
+                for c in range(n_classes):
+                    mixture[c] += proba[p, c]
+        total = mixture[:n_classes].sum()
     best = -1
     for c in range(n_classes):
         if mixture[c] > 0.0 and (best < 0 or mixture[c] > mixture[best]):
