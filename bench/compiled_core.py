@@ -30,7 +30,7 @@ from typing import Any
 
 from river import forest, tree
 
-from bench.harness import elec_path
+from pipelines.sources.datasets import electricity_path
 from bench.provenance import code_line, code_version, machine_info
 from pipelines import make_model, open_source
 from pipelines.models import AdaptiveModel
@@ -41,7 +41,7 @@ BATCH = 1000   # records a learn_predict_many call: a Kafka poll's or a file row
 
 
 def _records(name: str, n: int) -> list[tuple[dict, Any]]:
-    spec, extra = ((f"file:{elec_path()}", {"target": "class"}) if name == "elec"
+    spec, extra = ((f"file:{electricity_path()}", {"target": "class"}) if name == "elec"
                    else (f"synthetic:{name}", {"seed": 0}))
     return [(r.x, r.y) for r in open_source(spec, limit=n, **extra)]
 
