@@ -27,7 +27,9 @@ SASL: ``start --sasl-plain USER:PASSWORD`` adds a SASL_PLAINTEXT listener (mecha
 ``--sasl-port`` (default client port + 2) that accepts that one user; ``--no-plaintext`` drops the
 PLAINTEXT listener, so every client must authenticate. The KRaft controller listener stays
 PLAINTEXT on loopback. The password is written to ``server.properties`` (mode 0600) in the state
-dir, as the broker needs it there, and to nothing else.
+dir, as the broker needs it there, and to nothing else. ``start --tls`` adds an SSL listener on
+``--tls-port`` (default client port + 3) with a certificate for 127.0.0.1 signed by a self-signed
+CA made for this broker (``infra/kafka_tls.py``); clients trust ``<state>/tls/ca.pem``.
 """
 from __future__ import annotations
 
@@ -50,24 +52,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from infra.kafka_tls import TlsError, ensure_tls
+
 __all__ = [
+    "KAFKA_VERSION",
     "BrokerInfo",
     "KafkaInfraError",
     "PortInUseError",
     "SaslPlain",
-    "KAFKA_VERSION",
-    "ensure_jars",
-    "start",
-    "stop",
-    "status",
-    "is_running",
     "bootstrap",
-    "free_port",
-    "console_producer_cmd",
     "console_consumer_cmd",
+    "console_producer_cmd",
     "create_topic",
+    "ensure_jars",
+    "free_port",
+    "is_running",
     "log_tail",
     "main",
+    "start",
+    "status",
+    "stop",
 ]
 
 KAFKA_VERSION = os.environ.get("DRIFTFLOW_KAFKA_VERSION", "4.3.1")
@@ -156,6 +160,8 @@ class BrokerInfo:
     already_running: bool = False
     start_seconds: float | None = None  # wall time of this start (None when it was already up)
     sasl_bootstrap: str | None = None   # the SASL_PLAINTEXT listener, when there is one
+    tls_bootstrap: str | None = None    # the SSL listener, when there is one
+    tls_ca: str | None = None           # the CA certificate its clients trust
     sasl_user: str | None = None
 
 
@@ -306,30 +312,37 @@ def _cluster_id() -> str:
 
 
 def _listeners(port: int, cport: int, sasl: SaslPlain | None, sasl_port: int | None,
-               plaintext: bool) -> list[str]:
+               plaintext: bool, tls_port: int | None = None,
+               keystore: Path | None = None) -> list[str]:
     """The listener lines: PLAINTEXT (unless not ``plaintext``), SASL_PLAINTEXT/PLAIN with
-    ``sasl``, and the controller's (PLAINTEXT, loopback)."""
+    ``sasl``, SSL with ``keystore`` (a PEM key and chain), and the controller's (PLAINTEXT,
+    loopback)."""
     client = ([f"PLAINTEXT://{HOST}:{port}"] if plaintext else []) + (
-        [f"SASL_PLAINTEXT://{HOST}:{sasl_port}"] if sasl else [])
+        [f"SASL_PLAINTEXT://{HOST}:{sasl_port}"] if sasl else []) + (
+        [f"SSL://{HOST}:{tls_port}"] if keystore else [])
     lines = [f"listeners={','.join([*client, f'CONTROLLER://{HOST}:{cport}'])}",
              f"advertised.listeners={','.join(client)}",
              ("listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,"
-              "CONTROLLER:PLAINTEXT"),
+              "SSL:SSL,CONTROLLER:PLAINTEXT"),
              f"inter.broker.listener.name={'PLAINTEXT' if plaintext else 'SASL_PLAINTEXT'}"]
     if sasl:
         lines += ["sasl.enabled.mechanisms=PLAIN", "sasl.mechanism.inter.broker.protocol=PLAIN",
                   f"listener.name.sasl_plaintext.plain.sasl.jaas.config={sasl.jaas()}"]
+    if keystore:
+        lines += ["listener.name.ssl.ssl.keystore.type=PEM",
+                  f"listener.name.ssl.ssl.keystore.location={keystore}"]
     return lines
 
 
 def _server_properties(port: int, cport: int, data: Path, sasl: SaslPlain | None = None,
-                       sasl_port: int | None = None, plaintext: bool = True) -> str:
+                       sasl_port: int | None = None, plaintext: bool = True,
+                       tls_port: int | None = None, keystore: Path | None = None) -> str:
     return "\n".join([
         "# written by infra/kafka.py: single-node KRaft broker+controller on loopback",
         "process.roles=broker,controller",
         f"node.id={NODE_ID}",
         f"controller.quorum.voters={NODE_ID}@{HOST}:{cport}",
-        *_listeners(port, cport, sasl, sasl_port, plaintext),
+        *_listeners(port, cport, sasl, sasl_port, plaintext, tls_port, keystore),
         "controller.listener.names=CONTROLLER",
         f"log.dirs={data}",
         "num.partitions=1",
@@ -454,7 +467,9 @@ def _sasl_kwargs(sasl: SaslPlain | None) -> dict[str, str]:
 
 def _probe(boot: str, sasl: SaslPlain | None = None) -> bool:
     """True once the broker answers a metadata request and lists itself."""
-    from kafka import KafkaAdminClient  # local import: the CLI's `status` needs no kafka-python
+    from kafka import (
+        KafkaAdminClient,  # local import: the CLI's `status` needs no kafka-python
+    )
     from kafka.errors import KafkaConfigurationError, KafkaError
 
     try:
@@ -477,7 +492,8 @@ def _info(st: dict, *, already: bool, seconds: float | None = None) -> BrokerInf
     return BrokerInfo(bootstrap=st["bootstrap"], port=st["port"], controller_port=st["controller_port"],
                       pid=st["pid"], state_dir=st["state_dir"], log_file=st["log_file"],
                       version=st["version"], already_running=already, start_seconds=seconds,
-                      sasl_bootstrap=st.get("sasl_bootstrap"), sasl_user=st.get("sasl_user"))
+                      sasl_bootstrap=st.get("sasl_bootstrap"), sasl_user=st.get("sasl_user"),
+                      tls_bootstrap=st.get("tls_bootstrap"), tls_ca=st.get("tls_ca"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -487,7 +503,8 @@ def _info(st: dict, *, already: bool, seconds: float | None = None) -> BrokerInf
 def start(port: int | None = None, *, controller_port: int | None = None, wait: bool = True,
           timeout: float = START_TIMEOUT_S, fresh: bool = False,
           version: str = KAFKA_VERSION, sasl: SaslPlain | None = None,
-          sasl_port: int | None = None, plaintext: bool = True) -> BrokerInfo:
+          sasl_port: int | None = None, plaintext: bool = True, tls: bool = False,
+          tls_port: int | None = None) -> BrokerInfo:
     """Start the broker detached (idempotent) and, with ``wait``, block until it answers.
 
     With ``sasl`` it also listens for SASL_PLAINTEXT/PLAIN on ``sasl_port`` (default port + 2),
@@ -505,6 +522,7 @@ def start(port: int | None = None, *, controller_port: int | None = None, wait: 
     if sasl is None and not plaintext:
         raise KafkaInfraError("--no-plaintext needs --sasl-plain (a broker with no client listener)")
     sport = (sasl_port or port + 2) if sasl else None
+    tport = (tls_port or port + 3) if tls else None
     with _locked("kafka-start"):
         st = _read_state()
         if st and is_running():
@@ -513,13 +531,14 @@ def start(port: int | None = None, *, controller_port: int | None = None, wait: 
                                       f"{st['pid']}); stop it first to start one on port {port}")
             if (sasl is not None and (st.get("sasl_user") != sasl.username
                                       or (sasl_port and st.get("sasl_port") != sasl_port))
-                    or st.get("plaintext", True) != plaintext):
+                    or st.get("plaintext", True) != plaintext
+                    or bool(st.get("tls_bootstrap")) != tls):
                 raise KafkaInfraError(f"a driftflow broker already runs (pid {st['pid']}) with other "
                                       f"listeners; stop it first to change them")
             if wait:
                 _wait_ready(st["bootstrap"], st["pid"], timeout, sasl if not plaintext else None)
             return _info(st, already=True)
-        for p in (port, cport, *([sport] if sport else [])):
+        for p in (port, cport, *([sport] if sport else []), *([tport] if tport else [])):
             if _port_open(p):
                 raise PortInUseError(f"port {HOST}:{p} is in use by another process (not a broker "
                                       f"started by infra.kafka); free it or set DRIFTFLOW_KAFKA_PORT")
@@ -537,7 +556,9 @@ def start(port: int | None = None, *, controller_port: int | None = None, wait: 
         props = root / "server.properties"
         props.touch(mode=0o600)   # it may hold the SASL password
         props.chmod(0o600)
-        props.write_text(_server_properties(port, cport, data, sasl, sport, plaintext))
+        keystore = ensure_tls(root / "tls").keystore if tls else None
+        props.write_text(_server_properties(port, cport, data, sasl, sport, plaintext, tport,
+                                            keystore))
         log4j = root / "log4j2.properties"
         log4j.write_text(_broker_log4j(logs))
         jvm = [java, *os.environ.get("DRIFTFLOW_KAFKA_HEAP", "-Xms128m -Xmx512m").split(),
@@ -563,6 +584,8 @@ def start(port: int | None = None, *, controller_port: int | None = None, wait: 
               "bootstrap": f"{HOST}:{port}" if plaintext else sasl_boot, "plaintext": plaintext,
               "sasl_bootstrap": sasl_boot, "sasl_port": sport,
               "sasl_user": sasl.username if sasl else None,
+              "tls_bootstrap": f"{HOST}:{tport}" if tport else None,
+              "tls_ca": str(root / "tls" / "ca.pem") if tport else None,
               "version": version, "state_dir": str(root), "log_file": str(out),
               "server_log": str(logs / "server.log"), "started_at": time.time()}
         _state_file().write_text(json.dumps(st, indent=1) + "\n")
@@ -643,6 +666,7 @@ def status() -> dict:
             "bootstrap": st.get("bootstrap", f"{HOST}:{default_port()}"),
             "version": st.get("version", KAFKA_VERSION), "state_dir": str(state_dir()),
             "sasl_bootstrap": st.get("sasl_bootstrap"), "sasl_user": st.get("sasl_user"),
+            "tls_bootstrap": st.get("tls_bootstrap"), "tls_ca": st.get("tls_ca"),
             "log_file": st.get("log_file", str(_log_file())), "server_log": st.get("server_log"),
             "jars": str(jars_dir(st.get("version", KAFKA_VERSION)))}
 
@@ -732,6 +756,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "also listen for SASL_PLAINTEXT/PLAIN, accepting this user (password from "
         "DRIFTFLOW_KAFKA_BROKER_PASSWORD when not given here)"))
     s.add_argument("--sasl-port", type=int, default=None, help="SASL listener port (port+2)")
+    s.add_argument("--tls", action="store_true", help=(
+        "also listen for SSL with a certificate signed by a self-signed CA made for this broker "
+        "(clients trust <state>/tls/ca.pem)"))
+    s.add_argument("--tls-port", type=int, default=None, help="SSL listener port (port+3)")
     s.add_argument("--no-plaintext", action="store_true",
                    help="no PLAINTEXT listener: every client authenticates (with --sasl-plain)")
     sub.add_parser("stop", help="stop the broker")
@@ -745,12 +773,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             sasl = SaslPlain.parse(args.sasl_plain) if args.sasl_plain else None
             info = start(args.port, controller_port=args.controller_port, wait=not args.no_wait,
                          timeout=args.timeout, fresh=args.fresh, sasl=sasl,
-                         sasl_port=args.sasl_port, plaintext=not args.no_plaintext)
+                         sasl_port=args.sasl_port, plaintext=not args.no_plaintext,
+                         tls=args.tls, tls_port=args.tls_port)
             if info.already_running:
                 print(f"kafka already running at {info.bootstrap} (pid {info.pid})")
             else:
                 print(f"kafka {info.version} started at {info.bootstrap} (pid {info.pid}) in "
                       f"{info.start_seconds:.1f} s; logs: {info.log_file}")
+            if info.tls_bootstrap:
+                print(f"SSL listener at {info.tls_bootstrap}; clients trust {info.tls_ca}")
             if info.sasl_bootstrap:
                 print(f"SASL_PLAINTEXT/PLAIN listener at {info.sasl_bootstrap} for user "
                       f"{info.sasl_user!r}")
@@ -773,7 +804,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"kafka {KAFKA_VERSION} jars in {path} ({time.monotonic() - t0:.1f} s; "
                   f"cold fetch: {fetch_info().get('fetch_seconds')} s)")
             return 0
-    except KafkaInfraError as exc:
+    except (KafkaInfraError, TlsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 2

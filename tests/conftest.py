@@ -52,8 +52,9 @@ def kafka_broker() -> Iterator[str]:
 
 class PrivateBroker:
     """A broker of one test session's own (own ports, own state dir, PLAINTEXT plus a
-    SASL_PLAINTEXT/PLAIN listener for one user), started through the ``infra.kafka`` CLI so tests
-    may stop and start it without touching the shared broker other tests use."""
+    SASL_PLAINTEXT/PLAIN listener for one user and an SSL listener whose CA is ``tls_ca``),
+    started through the ``infra.kafka`` CLI so tests may stop and start it without touching the
+    shared broker other tests use."""
 
     USER = "driftflow-test"
 
@@ -63,10 +64,12 @@ class PrivateBroker:
         from infra import kafka as infra_kafka
 
         self.password = secrets.token_urlsafe(18)
-        self.port, self.controller_port, self.sasl_port = (infra_kafka.free_port()
-                                                           for _ in range(3))
+        self.port, self.controller_port, self.sasl_port, self.tls_port = (
+            infra_kafka.free_port() for _ in range(4))
         self.bootstrap = f"127.0.0.1:{self.port}"
         self.sasl_bootstrap = f"127.0.0.1:{self.sasl_port}"
+        self.tls_bootstrap = f"127.0.0.1:{self.tls_port}"
+        self.tls_ca = os.path.join(state_dir, "tls", "ca.pem")
         # the password reaches the broker through the environment, never its command line
         self.env = {**os.environ, "DRIFTFLOW_KAFKA_STATE": state_dir,
                     "DRIFTFLOW_KAFKA_BROKER_PASSWORD": self.password}
@@ -76,14 +79,14 @@ class PrivateBroker:
         import sys
 
         proc = subprocess.run([sys.executable, "-m", "infra.kafka", *args], env=self.env,
-                              capture_output=True, text=True, timeout=180)
+                              capture_output=True, text=True, timeout=180, check=False)
         if proc.returncode != 0:
             raise RuntimeError(f"infra.kafka {args[0]} failed: {proc.stderr[-2000:]}")
 
     def start(self) -> None:
         self._cli("start", "--port", str(self.port), "--controller-port",
                   str(self.controller_port), "--sasl-plain", self.USER, "--sasl-port",
-                  str(self.sasl_port))
+                  str(self.sasl_port), "--tls", "--tls-port", str(self.tls_port))
 
     def stop(self) -> None:
         self._cli("stop")

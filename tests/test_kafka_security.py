@@ -169,6 +169,40 @@ def _read_all_secured(bootstrap: str, topic: str, config: KafkaClientConfig) -> 
         consumer.close()
 
 
+@pytest.mark.integration
+def test_job_through_the_tls_listener_with_the_generated_ca(private_kafka, tmp_path) -> None:
+    """The broker's SSL listener (a certificate for 127.0.0.1 signed by the CA `infra kafka
+    start --tls` made): a worker runs its partitions through it with the CA trusted, hostname
+    verification on, both client libraries; another CA is refused at once, in one line."""
+    from pipelines.runners import kafka_io as kio
+    from pipelines.runners.ray.worker import PartitionWorker
+
+    topic, n = f"tls-{uuid.uuid4().hex[:8]}", 300
+    _produce(private_kafka.bootstrap, topic, n)
+    config = KafkaClientConfig.load(_config_file(tmp_path, (
+        f"security.protocol=SSL\nssl.ca.location={private_kafka.tls_ca}\n")), environ={})
+    job = KafkaJob(private_kafka.tls_bootstrap, topic, seed=1, client_config=config)
+    kio.wait_for_broker(job.bootstrap, config, timeout_s=30)
+    kio.ensure_topics(job.bootstrap, [job.output_topic(k) for k in
+                                      ("predictions", "drift", "dead-letter")], 2, config=config)
+    worker = PartitionWorker(job, kio.list_partitions(job.bootstrap, topic, config=config))
+    done = worker.run(until_end=True)
+    worker.close()
+    assert sum(r["summary"]["records"] for r in done.values()) == n
+    got = _read_all_secured(job.bootstrap, f"{topic}.predictions", config)
+    assert sorted(p["id"] for p in got) == list(range(n))
+
+    from infra.kafka_tls import ensure_tls
+
+    other_ca = ensure_tls(tmp_path / "other").ca   # a CA that did not sign the broker's cert
+    other = KafkaClientConfig.load(_config_file(tmp_path, (
+        f"security.protocol=SSL\nssl.ca.location={other_ca}\n")), environ={})
+    with pytest.raises(kio.KafkaUnavailable) as refused:
+        kio.wait_for_broker(job.bootstrap, other, timeout_s=120)
+    assert "refused the client: ssl" in str(refused.value).lower()
+    assert "\n" not in str(refused.value)
+
+
 def test_no_broker_at_start_is_one_line_and_exit_2(tmp_path: Path) -> None:
     """Nothing listens on the port: a wait line, then one error line after --kafka-timeout;
     no traceback, none of librdkafka's per-attempt log lines, and Ray is never started."""

@@ -1,9 +1,11 @@
 """Kafka clients shared by the runtimes: topic metadata, output topics, and the confluent-kafka
 partition reader and producer the workers use. Every client takes the job's `KafkaClientConfig`
 (security settings; `kafka_connect` builds their base settings and waits for a broker). No Ray
-here; the message formats are in `pipelines.sinks.kafka_messages`."""
+here; the message formats are in `pipelines.sinks.kafka_messages`. (Slightly over 300 lines:
+the reader and its producing subclass share one client lifecycle, outage handling included.)"""
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -27,6 +29,8 @@ __all__ = ["CONNECT_TIMEOUT_S", "METADATA_TIMEOUT_S", "NO_CONFIG", "OUTAGE_TIMEO
 # Metadata for a freshly created topic reaches a one-node broker in well under a second; 30 s
 # covers a broker still loading its log after a restart (the same bound infra/kafka.py uses).
 METADATA_TIMEOUT_S = 30.0
+
+log = logging.getLogger("driftflow")
 
 
 def list_partitions(bootstrap: str, topic: str, timeout: float = METADATA_TIMEOUT_S,
@@ -98,6 +102,7 @@ class PartitionReader:
 
         self._ck = ck
         self.topic = topic
+        self._bootstrap, self._group, self._config = bootstrap, group, config
         self._tps = {p: ck.TopicPartition(topic, p) for p in partitions}
         self.away_since: float | None = None   # monotonic time all brokers were seen down
         self.disturbed = False   # a connection to a broker was lost (since `begin`, for a writer)
@@ -138,10 +143,13 @@ class PartitionReader:
     def wait_until_back(self, limit_s: float = OUTAGE_TIMEOUT_S) -> None:
         """Block until a broker answers (no-op when none was seen down); `KafkaUnavailable`
         once brokers have been down ``limit_s`` in all."""
+        logged = False
         while self.away_since is not None and not self.broker_back():
             if time.monotonic() - self.away_since > limit_s:
                 raise KafkaUnavailable(f"Kafka unreachable for {limit_s:g} s; giving up")
-            self._consumer.poll(0)   # serve error callbacks
+            if not logged:
+                log.warning("%s: Kafka unreachable; waiting for it", self.topic)
+                logged = True
 
     def assign(self, offsets: dict[int, int | None]) -> dict[int, int]:
         """Assign each partition at its offset (None: the partition's first offset); returns
@@ -169,9 +177,24 @@ class PartitionReader:
         return self._highwater.get(partition)   # after `close`: the last one seen
 
     def committed(self, partition: int) -> int | None:
-        """The group's committed offset of ``partition`` (None: none committed)."""
-        (tp,) = self._consumer.committed([self._tps[partition]], timeout=METADATA_TIMEOUT_S)
-        return tp.offset if tp.offset >= 0 else None
+        """The group's committed offset of ``partition`` (None: none committed): the stable
+        one, what committed transactions wrote, asked through kafka-python's admin client.
+        (A read_committed librdkafka consumer asks for it with require_stable and waits while
+        an unfinished transaction holds offsets of the group; after a broker restart that wait
+        outlasted every timeout here, again and again.)"""
+        from kafka import KafkaAdminClient
+        from kafka import TopicPartition as Tp
+
+        admin = KafkaAdminClient(bootstrap_servers=self._bootstrap,
+                                 client_id="driftflow-offsets",
+                                 request_timeout_ms=int(METADATA_TIMEOUT_S * 1000),
+                                 **self._config.kafka_python())
+        try:
+            got = admin.list_group_offsets({self._group: [Tp(self.topic, partition)]})
+        finally:
+            admin.close()
+        meta = got.get(self._group, {}).get(Tp(self.topic, partition))
+        return meta.offset if meta is not None and meta.offset >= 0 else None
 
     def pause_only(self, partitions: set[int]) -> None:
         """Stop fetching ``partitions`` and fetch all others (a paused partition resumes at the
