@@ -134,7 +134,12 @@ def test_broker_restart_mid_stream_loses_nothing_exactly_once(
     import ray
     from kafka import KafkaProducer
 
-    from pipelines.runners.ray.driver import _status_logger, drive, merge_results, start_workers
+    from pipelines.runners.ray.driver import (
+        _status_logger,
+        drive,
+        merge_results,
+        start_workers,
+    )
 
     boot, topic, n = private_kafka.bootstrap, f"restart-{uuid.uuid4().hex[:8]}", 3000
     infra_kafka.create_topic(topic, partitions=2, bootstrap=boot)
