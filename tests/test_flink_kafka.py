@@ -205,3 +205,60 @@ def test_a_task_failure_restores_the_last_checkpoint_and_matches_an_uninterrupte
     restored = [s["restored_at_offset"] for s in parts.values()]
     assert any(offset is not None for offset in restored), f"nothing restored: {restored}"
     assert failed_run["metrics"]["records"] == plain_run["metrics"]["records"]
+
+
+def _produce_ids(bootstrap: str, topic: str, ids: range) -> None:
+    """SEA records ``ids`` (keyed k0..k31, as `_produce`) with kafka-python."""
+    from kafka import KafkaProducer
+
+    rows = list(open_source("synthetic:SEAa", limit=ids.stop, seed=7))
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    try:
+        for i in ids:
+            producer.send(topic, json.dumps({"id": i, "x": rows[i].x, "y": rows[i].y}).encode(),
+                          key=f"k{i % 32}".encode())
+        producer.flush()
+    finally:
+        producer.close()
+
+
+def _wait_for_predictions(bootstrap: str, topic: str, n: int, timeout_s: float = 180) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while len(_read(bootstrap, topic)) < n:
+        assert time.monotonic() < deadline, f"fewer than {n} predictions on {topic}"
+
+
+@pytest.mark.slow   # two more jobs: ~1.5 min on 2 shared cores
+def test_stop_with_savepoint_then_restart_from_it_predicts_as_one_run(
+        kafka_broker: str, connector: None, tmp_path) -> None:
+    """An unbounded exactly-once job is stopped with a savepoint once it has predicted every
+    record; more records arrive; a new job started from the savepoint predicts them as one
+    uninterrupted model would (each partition's model and offsets came back), and no record
+    is predicted twice."""
+    from pipelines.runners.flink import FlinkOptions, start_flink, stop_with_savepoint
+
+    topic, first, more = f"flink-sp-{uuid.uuid4().hex[:8]}", 800, 400
+    infra_kafka.create_topic(topic, partitions=PARTITIONS, bootstrap=kafka_broker)
+    _produce_ids(kafka_broker, topic, range(first))
+    job = KafkaJob(kafka_broker, topic, seed=SEED, exactly_once=True,
+                   checkpoint_dir=str(tmp_path / "ck"), checkpoint_seconds=0.3)
+    options = FlinkOptions(bundle_size=100)
+    client, _ = start_flink(job, options, until_end=False)
+    _wait_for_predictions(kafka_broker, job.output_topic("predictions"), first)
+    savepoint = stop_with_savepoint(client, str(tmp_path / "savepoints"))
+    _produce_ids(kafka_broker, topic, range(first, first + more))
+    client, _ = start_flink(job, FlinkOptions(bundle_size=100, from_savepoint=savepoint),
+                            until_end=False)
+    try:
+        _wait_for_predictions(kafka_broker, job.output_topic("predictions"), first + more)
+    finally:
+        client.cancel().result()
+    predictions = [json.loads(m.value) for m in _read(kafka_broker, job.output_topic("predictions"))]
+    assert sorted(p["id"] for p in predictions) == list(range(first + more))
+    reference, _ = _reference(_read(kafka_broker, topic))
+    for p in predictions:
+        expected = reference[p["partition"], p["offset"]]
+        assert (p["id"], p["y_pred"], p["confidence"]) == (expected.id, expected.y_pred,
+                                                          expected.confidence)

@@ -91,7 +91,9 @@ def _configuration(job: KafkaJob, options: FlinkOptions) -> Any:
 
 
 def _uri(path: str) -> str:
-    return path if "://" in path else "file://" + os.path.abspath(path)
+    """A path as Flink wants it: URIs as they are (Flink returns ``file:/x`` for local ones),
+    local paths absolute with ``file://``."""
+    return path if "://" in path or path.startswith("file:") else "file://" + os.path.abspath(path)
 
 
 def _source_table(job: KafkaJob, until_end: bool) -> str:
@@ -197,12 +199,11 @@ def _read_summaries(directory: str) -> list[dict[Any, Any]]:
     return parts
 
 
-def run_flink(job: KafkaJob, options: FlinkOptions = FlinkOptions(), *, until_end: bool = True,
-              out_dir: str | None = None) -> dict[str, Any]:
-    """Run ``job`` on Flink until its end (``until_end``) or until cancelled; return (and with
-    ``out_dir`` write) the merged ``metrics.json`` fields, as the Ray runner does."""
+def start_flink(job: KafkaJob, options: FlinkOptions = FlinkOptions(), *,
+                until_end: bool = True) -> tuple[Any, str]:
+    """Submit ``job`` and return at once: its PyFlink ``JobClient`` (status, cancel,
+    ``stop_with_savepoint``) and the directory its end-of-input summaries go to."""
     from pipelines.runners import kafka_io
-    from pipelines.runners.ray.driver import merge_results
 
     if job.labels_topic:
         raise ValueError("--labels-topic is not supported by --runtime flink yet (use ray)")
@@ -211,8 +212,34 @@ def run_flink(job: KafkaJob, options: FlinkOptions = FlinkOptions(), *, until_en
                            len(partitions))
     summary_dir = (f"{job.checkpoint_dir.rstrip('/')}/summaries-{uuid.uuid4().hex[:12]}"
                    if job.checkpoint_dir else tempfile.mkdtemp(prefix="driftflow-flink-"))
+    env = build_job(job, options, until_end, summary_dir)
+    return env.execute_async(f"driftflow {job.topic}"), summary_dir
+
+
+def stop_with_savepoint(client: Any, directory: str) -> str:
+    """Stop the job of ``client`` with a savepoint in ``directory``; returns its path (for
+    ``from_savepoint``). PyFlink 2.3's ``JobClient.stop_with_savepoint`` calls a Java method
+    that no longer exists (it gained a format argument), so the Java client is called here."""
+    from pyflink.java_gateway import get_gateway
+
+    canonical = get_gateway().jvm.org.apache.flink.core.execution.SavepointFormatType.CANONICAL
+    return client._j_job_client.stopWithSavepoint(False, _uri(directory), canonical).get()
+
+
+def run_flink(job: KafkaJob, options: FlinkOptions = FlinkOptions(), *, until_end: bool = True,
+              out_dir: str | None = None) -> dict[str, Any]:
+    """Run ``job`` on Flink until its end (``until_end``) or until interrupted (Ctrl-C cancels
+    the job; its last checkpoint stays in ``checkpoint_dir`` for ``from_savepoint``); return
+    (and with ``out_dir`` write) the merged ``metrics.json`` fields, as the Ray runner does."""
+    from pipelines.runners.ray.driver import merge_results
+
     t0 = time.perf_counter()
-    build_job(job, options, until_end, summary_dir).execute(f"driftflow {job.topic}")
+    client, summary_dir = start_flink(job, options, until_end=until_end)
+    try:
+        client.get_job_execution_result().result()
+    except KeyboardInterrupt:
+        client.cancel().result()
+        raise
     parts = _read_summaries(summary_dir)
     seconds = time.perf_counter() - t0
     metrics = merge_results(parts, seconds, f"kafka:{job.topic}")
