@@ -202,9 +202,10 @@ def _parser() -> argparse.ArgumentParser:
                                "sasl.mechanism, sasl.username, sasl.password, ssl.ca.location, "
                                "...); DRIFTFLOW_KAFKA_<NAME> variables override it"))
         group.add_argument("--kafka-timeout", type=float, metavar="SECONDS",
-                           default=float(os.environ.get("DRIFTFLOW_KAFKA_TIMEOUT", 30)),
+                           default=os.environ.get("DRIFTFLOW_KAFKA_TIMEOUT"),
                            help="wait this long for an unreachable broker at start, then fail "
-                                "(default %(default)s)")
+                                "(default: 30 s for one that does not answer, at once when "
+                                "nothing listens at the address)")
     run = commands.add_parser("run", help="run a model test-then-train over a stream")
     run.add_argument("--source", default=DEFAULT_SOURCE,
                      help="synthetic:NAME (LEDa LEDg SEAa SEAg RBFm RBFf), file:PATH "

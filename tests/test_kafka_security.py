@@ -204,12 +204,19 @@ def test_job_through_the_tls_listener_with_the_generated_ca(private_kafka, tmp_p
 
 
 def test_no_broker_at_start_is_one_line_and_exit_2(tmp_path: Path) -> None:
-    """Nothing listens on the port: a wait line, then one error line after --kafka-timeout;
-    no traceback, none of librdkafka's per-attempt log lines, and Ray is never started."""
+    """Nothing listens on the port. By default: one line at once, exit 2. With --kafka-timeout:
+    a wait line, then one error line after the timeout. Never a traceback, none of librdkafka's
+    per-attempt log lines, and Ray is never started."""
     port = infra_kafka.free_port()
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    proc = _cli(["run", "--source", "kafka:absent", "--bootstrap", f"127.0.0.1:{port}",
-                 "--kafka-timeout", "3", "--until-end"], env)
+    run = ["run", "--source", "kafka:absent", "--bootstrap", f"127.0.0.1:{port}", "--until-end"]
+    quick = _cli(run, env)
+    assert quick.returncode == 2
+    assert [line for line in (quick.stdout + quick.stderr).splitlines() if line.strip()] == [
+        (f"driftflow: error: no Kafka broker at 127.0.0.1:{port} (connection refused); start "
+         "one (driftflow infra kafka start), or give --kafka-timeout SECONDS to wait for it")]
+
+    proc = _cli([*run, "--kafka-timeout", "3"], env)
     assert proc.returncode == 2
     lines = [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
     assert len(lines) == 2, lines

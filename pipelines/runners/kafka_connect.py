@@ -56,15 +56,21 @@ def confluent_settings(bootstrap: str, config: KafkaClientConfig,
 
 
 def wait_for_broker(bootstrap: str, config: KafkaClientConfig = NO_CONFIG,
-                    timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+                    timeout_s: float | None = None) -> None:
     """Return once the broker answers a metadata request; while it does not, log one line and
     keep asking up to ``timeout_s``. Raises `KafkaUnavailable` (one line) at once when the
-    broker refuses the credentials or TLS settings, or when ``timeout_s`` passes."""
+    broker refuses the credentials or TLS settings, or when ``timeout_s`` passes.
+
+    ``timeout_s`` None: wait up to `CONNECT_TIMEOUT_S` for a broker that does not answer, but
+    when nothing listens at the address (connection refused) say so at once: a newcomer who
+    forgot to start the broker gets one line, not a wait. Give a timeout to wait regardless
+    (a broker being restarted refuses connections too)."""
     import confluent_kafka as ck
     from confluent_kafka.admin import AdminClient
 
     errors: list[Any] = []
     admin = AdminClient(confluent_settings(bootstrap, config, error_cb=errors.append))
+    refused_fast, timeout_s = timeout_s is None, timeout_s or CONNECT_TIMEOUT_S
     deadline, waiting = time.monotonic() + timeout_s, False
     while True:
         try:
@@ -79,6 +85,10 @@ def wait_for_broker(bootstrap: str, config: KafkaClientConfig = NO_CONFIG,
         if refused:
             raise KafkaUnavailable(f"Kafka at {bootstrap} refused the client: "
                                    f"{_reason(refused[-1], config)}")
+        if refused_fast and any("Connection refused" in _reason(e, config) for e in errors):
+            raise KafkaUnavailable(f"no Kafka broker at {bootstrap} (connection refused); start "
+                                   f"one (driftflow infra kafka start), or give --kafka-timeout "
+                                   f"SECONDS to wait for it")
         if time.monotonic() >= deadline:
             raise KafkaUnavailable(f"Kafka at {bootstrap} did not answer within {timeout_s:g} s "
                                    f"({_reason(errors[-1], config)}); is the broker running? "

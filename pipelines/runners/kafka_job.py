@@ -9,10 +9,6 @@ from typing import TYPE_CHECKING, Any
 from pipelines.labels import DEFAULT_MAX_SIZE, DEFAULT_TTL_S, LabelJoiner
 from pipelines.runners.kafka_config import NO_CONFIG, KafkaClientConfig
 
-# How long a job waits for an unreachable broker at start before it fails (--kafka-timeout):
-# a broker being restarted is back within seconds to a minute; a wrong address never answers.
-DEFAULT_KAFKA_TIMEOUT_S = 30.0
-
 if TYPE_CHECKING:
     from pipelines.checkpoints.partition import PartitionState
 
@@ -27,7 +23,8 @@ class KafkaJob:
     ``client_config`` holds the Kafka client settings of a secured cluster (SASL, TLS); every
     client of the job takes them (`kafka_client_config`, `kafka_python_config`); the dataclass
     repr shows its secrets as ``***``. ``kafka_timeout`` (seconds) bounds the wait for an
-    unreachable broker at start.
+    unreachable broker at start (None: 30 s, but nothing listening is said at once; see
+    `kafka_connect.wait_for_broker`).
     """
 
     bootstrap: str
@@ -46,7 +43,7 @@ class KafkaJob:
     label_ttl: float = DEFAULT_TTL_S
     no_labels: bool = False   # the stream has no labels: predict and watch the inputs only
     client_config: KafkaClientConfig = NO_CONFIG
-    kafka_timeout: float = DEFAULT_KAFKA_TIMEOUT_S
+    kafka_timeout: float | None = None
 
     def __post_init__(self) -> None:
         if self.exactly_once and not self.checkpoint_dir:
@@ -57,7 +54,7 @@ class KafkaJob:
             raise ValueError("--no-labels and --labels-topic exclude each other")
         if self.label_buffer < 1 or self.label_ttl <= 0:
             raise ValueError("--label-buffer must be >= 1 and --label-ttl > 0")
-        if self.kafka_timeout <= 0:
+        if self.kafka_timeout is not None and self.kafka_timeout <= 0:
             raise ValueError("--kafka-timeout must be > 0 seconds")
 
     def kafka_client_config(self) -> dict[str, Any]:

@@ -28,10 +28,10 @@ FLUSH_TIMEOUT_S = 60.0
 
 def record_topic(bootstrap: str, topic: str, path: str,
                  config: KafkaClientConfig = kio.NO_CONFIG,
-                 timeout_s: float = kio.CONNECT_TIMEOUT_S) -> int:
+                 timeout_s: float | None = None) -> int:
     """Write every message of ``topic`` up to the end offsets seen now to Parquet ``path``;
     return the number of messages. ``config``: the cluster's security settings; ``timeout_s``:
-    how long to wait for an unreachable broker first."""
+    how long to wait for an unreachable broker first (None: see `kio.wait_for_broker`)."""
     from kafka import KafkaConsumer, TopicPartition
 
     kio.wait_for_broker(bootstrap, config, timeout_s)
@@ -76,7 +76,7 @@ def _flush(writer: pq.ParquetWriter, rows: dict[str, list]) -> int:
 
 def replay_file(bootstrap: str, path: str, topic: str,
                 config: KafkaClientConfig = kio.NO_CONFIG,
-                timeout_s: float = kio.CONNECT_TIMEOUT_S) -> int:
+                timeout_s: float | None = None) -> int:
     """Produce a recorded file's messages to ``topic`` in (partition, offset) order, each to its
     recorded partition (created with enough partitions if missing); return the count.
     ``config`` and ``timeout_s`` as for `record_topic`."""
