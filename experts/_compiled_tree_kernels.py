@@ -115,17 +115,22 @@ def _rescale(votes):
 
 
 @njit(cache=True, nogil=True)
-def _nb_proba(pool, slot, node, x, out) -> bool:
-    """Naive Bayes class probabilities at leaf ``node`` into ``out`` (MOA's
-    doNaiveBayesPrediction, normalised); False when every class scores zero."""
+def _leaf_proba(pool, slot, node, x, out, votes) -> int:
+    """Leaf prediction into ``out``; returns naive Bayes's guess (its class of highest vote,
+    the majority class when naive Bayes has none), which ``_learn_at`` scores for NBA leaves.
+    ``votes`` is scratch of C floats. Naive Bayes is MOA's doNaiveBayesPrediction, normalised.
+    One function on purpose: every compiled call taking the pool costs ~0.4 us (numba counts
+    references to its 24 arrays), more than the work here."""
     counts = pool.node_class_w[slot, node]
+    mode = int(pool.settings[slot, LEAF_PREDICTION])
     row = pool.node_row[slot, node]
-    n_classes = out.shape[0]
     total = counts.sum()
-    if total <= 0.0:
-        return False
+    if mode == LEAF_MC or total <= 0.0:
+        _normalise(counts, out)
+        return -1 if mode == LEAF_MC else _first_max(counts)
+    n_classes = out.shape[0]
     for c in range(n_classes):
-        out[c] = counts[c] / total
+        votes[c] = counts[c] / total
     if pool.row_learned[slot, row] > 0.0:
         for f in range(x.shape[0]):
             v = x[f]
@@ -138,8 +143,8 @@ def _nb_proba(pool, slot, node, x, out) -> bool:
                 w, mean, m2 = pool.gauss_w[slot, row], pool.gauss_mean[slot, row], \
                     pool.gauss_m2[slot, row]
                 for c in range(n_classes):
-                    if out[c] > 0.0:
-                        out[c] *= _gauss_density(w[c, j], mean[c, j], m2[c, j], v)
+                    if votes[c] > 0.0:
+                        votes[c] *= _gauss_density(w[c, j], mean[c, j], m2[c, j], v)
             else:
                 k = _value_index(v)
                 if k < 0 or pool.nom_sum[slot, row, :, j].sum() <= 0.0:
@@ -147,39 +152,24 @@ def _nb_proba(pool, slot, node, x, out) -> bool:
                 at = pool.value_offset[slot, f] + k
                 in_range = k < pool.nominal_values[slot, f]
                 for c in range(n_classes):
-                    if out[c] > 0.0:
+                    if votes[c] > 0.0:
                         hits = pool.nom_count[slot, row, c, at] if in_range else 0.0
                         n_c = pool.nom_sum[slot, row, c, j]
-                        out[c] *= (hits + 1.0) / (n_c + pool.nom_len[slot, row, c, j]) \
+                        votes[c] *= (hits + 1.0) / (n_c + pool.nom_len[slot, row, c, j]) \
                             if n_c > 0.0 else 0.0
-            _rescale(out)
-    total = out.sum()
-    if not total > 0.0:
-        return False
-    out /= total
-    return True
-
-
-@njit(cache=True, nogil=True)
-def _leaf_proba(pool, slot, node, x, out, nb_votes) -> int:
-    """Leaf prediction into ``out``; returns naive Bayes's guess (its class of highest vote,
-    the majority class when naive Bayes has none), which ``_observe`` scores for NBA leaves.
-    ``nb_votes`` is scratch of C floats."""
-    counts = pool.node_class_w[slot, node]
-    mode = int(pool.settings[slot, LEAF_PREDICTION])
-    row = pool.node_row[slot, node]
-    if mode == LEAF_MC:
-        _normalise(counts, out)
-        return -1
-    nb_ok = _nb_proba(pool, slot, node, x, nb_votes)
+            _rescale(votes)
+    nb_total = votes.sum()
+    nb_ok = nb_total > 0.0
+    if nb_ok:
+        votes /= nb_total
     use_nb = nb_ok and (
-        (mode == LEAF_NB and counts.sum() >= pool.settings[slot, NB_THRESHOLD])
+        (mode == LEAF_NB and total >= pool.settings[slot, NB_THRESHOLD])
         or (mode == LEAF_NBA and pool.row_mc_correct[slot, row] <= pool.row_nb_correct[slot, row]))
     if use_nb:
-        out[:] = nb_votes
+        out[:] = votes
     else:
         _normalise(counts, out)
-    return _first_max(nb_votes) if nb_ok else _first_max(counts)
+    return _first_max(votes) if nb_ok else _first_max(counts)
 
 
 @njit(cache=True, nogil=True)
@@ -194,80 +184,73 @@ def tree_predict_proba(pool, slot, x, out):
 
 
 @njit(cache=True, nogil=True)
-def _observe(pool, slot, node, x, y, w, nb_guess):
-    """Folds record (x, y, w) into leaf ``node``: NBA scores (``nb_guess``: naive Bayes's
-    class before this record), class weights, observers."""
-    row = pool.node_row[slot, node]
-    counts = pool.node_class_w[slot, node]
-    if int(pool.settings[slot, LEAF_PREDICTION]) == LEAF_NBA:
-        if _first_max(counts) == y:
-            pool.row_mc_correct[slot, row] += w
-        if nb_guess == y:
-            pool.row_nb_correct[slot, row] += w
-    counts[y] += w
-    pool.row_learned[slot, row] += w
-    for f in range(x.shape[0]):
-        v = x[f]
-        j = pool.feature_col[slot, f]
-        if pool.nominal_values[slot, f] == 0:
-            if not math.isfinite(v):
-                continue
-            old = pool.gauss_w[slot, row, y, j]
-            if old > 0.0:
-                total = old + w
-                last = pool.gauss_mean[slot, row, y, j]
-                mean = last + w * (v - last) / total
-                pool.gauss_mean[slot, row, y, j] = mean
-                pool.gauss_m2[slot, row, y, j] += w * (v - last) * (v - mean)
-                pool.gauss_w[slot, row, y, j] = total
-                pool.gauss_min[slot, row, y, j] = min(pool.gauss_min[slot, row, y, j], v)
-                pool.gauss_max[slot, row, y, j] = max(pool.gauss_max[slot, row, y, j], v)
-            else:
-                pool.gauss_w[slot, row, y, j] = w
-                pool.gauss_mean[slot, row, y, j] = v
-                pool.gauss_min[slot, row, y, j] = v
-                pool.gauss_max[slot, row, y, j] = v
-        else:
-            k = _value_index(v)
-            if k < 0 or k >= pool.nominal_values[slot, f]:
-                continue
-            pool.nom_count[slot, row, y, pool.value_offset[slot, f] + k] += w
-            pool.nom_sum[slot, row, y, j] += w
-            pool.nom_len[slot, row, y, j] = max(pool.nom_len[slot, row, y, j], k + 1)
-
-
-@njit(cache=True, nogil=True)
-def _needs_room(pool, slot) -> bool:
-    """More than half of the node, row or branch arrays in use while the tree may still grow:
-    Python should grow the pool (doubling) before the next batch, so a batch never runs out."""
-    used = pool.sizes[slot]
-    if used[USED_NODES] >= pool.settings[slot, MAX_NODES]:
+def _needs_room(used, max_nodes, node_capacity, row_capacity, branch_capacity) -> bool:
+    """More than half of the node, row or branch arrays in use (``used``: a slot's sizes row)
+    while the tree may still grow: Python should grow the pool (doubling) before the next
+    batch, so a batch never runs out. Takes no pool: see ``_leaf_proba``."""
+    if used[USED_NODES] >= max_nodes:
         return False
-    capacity = pool.node_feature.shape[1]
-    return (2 * used[USED_NODES] > capacity and capacity < pool.settings[slot, MAX_NODES]) or (
-        2 * used[USED_ROWS] > pool.row_learned.shape[1]
-        and pool.row_learned.shape[1] < pool.settings[slot, MAX_NODES]) or (
-        2 * used[USED_BRANCHES] > pool.branch_child.shape[1])
+    return (2 * used[USED_NODES] > node_capacity and node_capacity < max_nodes) or (
+        2 * used[USED_ROWS] > row_capacity and row_capacity < max_nodes) or (
+        2 * used[USED_BRANCHES] > branch_capacity)
 
 
 @njit(cache=True, nogil=True)
 def _learn_at(pool, slot, node, b, x, y, w, nb_guess) -> int:
-    """Learns a record that routed to (node, b); see ``tree_learn``."""
+    """Learns a record that routed to (node, b) (see ``tree_learn``): NBA scores (``nb_guess``:
+    naive Bayes's class before this record), class weights, observers, then a split attempt
+    once ``grace_period`` more weight has been seen. One function: see ``_leaf_proba``."""
     if b == _MISSING:
         return STATUS_OK
-    status = STATUS_OK
     if b >= 0:
         node = _grow_branch(pool, slot, node, b)
-        if node < 0:
-            return STATUS_NEEDS_ROOM if _needs_room(pool, slot) else STATUS_OK
-    _observe(pool, slot, node, x, y, w, nb_guess)
-    row = pool.node_row[slot, node]
-    seen = pool.node_class_w[slot, node].sum()
-    if seen - pool.row_seen_at_eval[slot, row] >= pool.settings[slot, GRACE]:
-        status = _attempt_split(pool, slot, node)
-        if pool.node_feature[slot, node] < 0:     # still a leaf (a split sets its children's)
-            pool.row_seen_at_eval[slot, row] = seen
-    if _needs_room(pool, slot):
+    if node >= 0:
+        row = pool.node_row[slot, node]
+        counts = pool.node_class_w[slot, node]
+        if int(pool.settings[slot, LEAF_PREDICTION]) == LEAF_NBA:
+            if _first_max(counts) == y:
+                pool.row_mc_correct[slot, row] += w
+            if nb_guess == y:
+                pool.row_nb_correct[slot, row] += w
+        counts[y] += w
+        pool.row_learned[slot, row] += w
+        for f in range(x.shape[0]):
+            v = x[f]
+            j = pool.feature_col[slot, f]
+            if pool.nominal_values[slot, f] == 0:
+                if not math.isfinite(v):
+                    continue
+                old = pool.gauss_w[slot, row, y, j]
+                if old > 0.0:
+                    total = old + w
+                    last = pool.gauss_mean[slot, row, y, j]
+                    mean = last + w * (v - last) / total
+                    pool.gauss_mean[slot, row, y, j] = mean
+                    pool.gauss_m2[slot, row, y, j] += w * (v - last) * (v - mean)
+                    pool.gauss_w[slot, row, y, j] = total
+                    pool.gauss_min[slot, row, y, j] = min(pool.gauss_min[slot, row, y, j], v)
+                    pool.gauss_max[slot, row, y, j] = max(pool.gauss_max[slot, row, y, j], v)
+                else:
+                    pool.gauss_w[slot, row, y, j] = w
+                    pool.gauss_mean[slot, row, y, j] = v
+                    pool.gauss_min[slot, row, y, j] = v
+                    pool.gauss_max[slot, row, y, j] = v
+            else:
+                k = _value_index(v)
+                if k < 0 or k >= pool.nominal_values[slot, f]:
+                    continue
+                pool.nom_count[slot, row, y, pool.value_offset[slot, f] + k] += w
+                pool.nom_sum[slot, row, y, j] += w
+                pool.nom_len[slot, row, y, j] = max(pool.nom_len[slot, row, y, j], k + 1)
+    status = STATUS_OK
+    if node >= 0:
+        seen = counts.sum()
+        if seen - pool.row_seen_at_eval[slot, row] >= pool.settings[slot, GRACE]:
+            status = _attempt_split(pool, slot, node)
+            if pool.node_feature[slot, node] < 0:   # still a leaf (a split sets its children's)
+                pool.row_seen_at_eval[slot, row] = seen
+    if _needs_room(pool.sizes[slot], pool.settings[slot, MAX_NODES], pool.node_feature.shape[1],
+                   pool.row_learned.shape[1], pool.branch_child.shape[1]):
         status = STATUS_NEEDS_ROOM
     return status
 
