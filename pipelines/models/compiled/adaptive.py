@@ -191,11 +191,16 @@ class Adaptive(ArraySnapshots, AdaptiveModel):
         """``learn_predict_many`` plus each prediction's probability (0 with none)."""
         if len(X) != len(y):
             raise ValueError(f"{len(X)} records for {len(y)} labels")
-        rows = [self._encoder.encode(x, learn=True) for x in X]
-        labels = np.array([self._encoder.encode_label(v, learn=True) for v in y], np.int64)
-        matrix = np.full((len(rows), self._encoder.n_features), np.nan)
-        for i, row in enumerate(rows):
-            matrix[i, : len(row)] = row
+        encode, encode_label = self._encoder.encode, self._encoder.encode_label
+        rows = [encode(x, learn=True) for x in X]
+        labels = np.fromiter((encode_label(v, learn=True) for v in y), np.int64, len(rows))
+        n_features = self._encoder.n_features
+        if rows and all(len(row) == n_features for row in rows):
+            matrix = np.stack(rows)   # the usual batch: one copy
+        else:   # rows encoded before a feature first appeared are shorter: NaN (missing) there
+            matrix = np.full((len(rows), n_features), np.nan)
+            for i, row in enumerate(rows):
+                matrix[i, : len(row)] = row
         weights = np.ones(len(rows)) if w is None else np.ascontiguousarray(w, dtype=np.float64)
         if weights.shape != (len(rows),):
             raise ValueError(f"{weights.shape} weights for {len(rows)} records")
