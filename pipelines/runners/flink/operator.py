@@ -15,6 +15,7 @@ i.e. one snapshot per record (bench/FLINK.md measures both).
 """
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 import pickle
@@ -22,10 +23,9 @@ import time
 import zlib
 from typing import Any, Hashable, Iterator
 
-from pyflink.common import Row
+from pyflink.common import Row, Types
 from pyflink.datastream import KeyedProcessFunction, RuntimeContext
 from pyflink.datastream.state import ValueStateDescriptor
-from pyflink.common import Types
 
 from pipelines.checkpoints import unseal, write_atomic
 from pipelines.checkpoints.partition import PartitionState, load_partition, save_partition
@@ -38,8 +38,9 @@ from pipelines.validation import JsonDecoder
 
 # The end of a bounded input: Flink emits the largest watermark, which fires this timer.
 END_OF_INPUT_MS = 2**63 - 2
-# Test-only hook: "N:PATH" makes the operator raise once when a key's model reaches N records
-# (PATH is created then, so the restarted task does not raise again).
+# Test-only hook: "N:PATH" makes the operator raise once, at its first record after a checkpoint
+# that completed once it had processed N records (so the restore has that state to restore);
+# PATH is created then, so the restarted task does not raise again.
 FAIL_ONCE_ENV = "DRIFTFLOW_FLINK_FAIL_ONCE"
 
 
@@ -48,19 +49,20 @@ class InjectedFailure(RuntimeError):
 
 
 class LiveState:
-    """A key's live `PartitionState`; pickles as its sealed snapshot (`save_partition`)."""
+    """A key's live `PartitionState`; pickles as its sealed snapshot (`save_partition`) and
+    nothing else (not the job: its Kafka client settings may hold secrets)."""
 
-    def __init__(self, job: KafkaJob, slot: int, state: PartitionState | None,
+    def __init__(self, job: KafkaJob | None, slot: int, state: PartitionState | None,
                  blob: bytes | None = None, restored_at: int | None = None) -> None:
         self.job, self.slot, self.state, self.blob = job, slot, state, blob
         self.restored_at = restored_at   # the next offset the state was restored at
 
     def __getstate__(self) -> dict[str, Any]:
         blob = save_partition(self.job, self.slot, self.state) if self.state else self.blob
-        return {"job": self.job, "slot": self.slot, "blob": blob}
+        return {"slot": self.slot, "blob": blob}
 
     def __setstate__(self, doc: dict[str, Any]) -> None:
-        self.job, self.slot, self.blob, self.state = doc["job"], doc["slot"], doc["blob"], None
+        self.job, self.slot, self.blob, self.state = None, doc["slot"], doc["blob"], None
 
 
 def model_slot(key: Hashable, seed: int) -> tuple[int, int]:
@@ -135,13 +137,19 @@ class ModelFunction(KeyedProcessFunction):
             self._counters["events"].inc()
             yield Row(self._topics["drift"], formats.event_message(event, self.job.topic).decode())
         if self.fail_once:
-            self._maybe_fail(state.host.records)
+            self._maybe_fail()
 
-    def _maybe_fail(self, records: int) -> None:
+    def _maybe_fail(self) -> None:
         at, marker = self.fail_once.split(":", 1)
-        if records == int(at) and not os.path.exists(marker):
+        self._seen = getattr(self, "_seen", 0) + 1
+        if self._seen == int(at):
+            self._armed_at = time.time()
+        if self._seen <= int(at) or os.path.exists(marker):
+            return
+        done = glob.glob(os.path.join(self.job.checkpoint_dir or "", "*", "chk-*", "_metadata"))
+        if any(os.path.getmtime(path) > self._armed_at for path in done):
             open(marker, "w").close()
-            raise InjectedFailure(f"injected failure at record {at} ({FAIL_ONCE_ENV})")
+            raise InjectedFailure(f"injected failure at record {self._seen} ({FAIL_ONCE_ENV})")
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[Any]:
         """End of a bounded input: this key's summary, metrics and model digest."""
