@@ -10,6 +10,7 @@ is rare and each change touches several stacks.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
 import numpy as np
@@ -170,30 +171,28 @@ class PoolLifecycle:
         pool.archive[: len(slots)] = slots
         pool.ints[N_ARCHIVE] = len(slots)
 
-    def grow(self, parts: PoolArrays, reason: str, position: int,
-             scratch: tuple[np.ndarray, np.ndarray, np.ndarray]) -> list[dict[str, Any]]:
+    def grow(self, parts: PoolParts, reason: str, position: int,
+             score: Callable[[int], float]) -> list[dict[str, Any]]:
         """After a drift at record ``position``: revive the archived expert that beats the
         pool on the recent records by ``revival_margin``, else add a fresh one; then prune back
-        to the budget. Nothing within ``min_grow_gap`` records of the last growth. Returns the
-        events (grow / revive / prune)."""
+        to the budget. Nothing within ``min_grow_gap`` records of the last growth.
+        ``score(slot)`` is the slot's accuracy on the recent records (:func:`recent_accuracy`).
+        Returns the events (grow / revive / prune)."""
         pool = parts.pool
         if position - pool.ints[LAST_GROWTH] < self.min_grow_gap:
             return []
         pool.ints[LAST_GROWTH] = position
-        revived = self._best_archived(parts, scratch)
+        revived = self._best_archived(parts, score)
         self.add(parts, revived)
         kind = "grow" if revived is None else "revive"
         events = [{"position": position, "kind": kind, "reason": reason,
                    "experts": int(pool.ints[N_POS])}]
         return events + self._prune_to_budget(parts, position)
 
-    def _best_archived(self, parts: PoolParts, scratch: tuple[np.ndarray, ...]) -> int | None:
+    def _best_archived(self, parts: PoolParts, score: Callable[[int], float]) -> int | None:
         pool = parts.pool
         if not pool.ints[N_ARCHIVE] or not pool.ints[N_RECENT]:
             return None
-
-        def score(s: int) -> float:
-            return recent_accuracy(pool, parts.inputs, parts.mlp, parts.trees, s, *scratch)
 
         archived = [int(s) for s in pool.archive[: pool.ints[N_ARCHIVE]]]
         scores = [score(s) for s in archived]

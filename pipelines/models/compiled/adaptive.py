@@ -215,12 +215,8 @@ class Adaptive(ArraySnapshots, AdaptiveModel):
         conf = np.zeros(len(X))
         i = 0
         while i < len(X):
-            if self._state is None:
-                self._state = make_kernel_state(*(getattr(self, name) for name in (
-                    "_cfg", "inputs", "mlp", "trees", "router", "err_det", "label_det",
-                    "adwin", "pool", "rng", "_scratch")))
-            status, i, reason = kernel.run(self._state, X, Y, W, i, len(X), learn, preds,
-                                           conf)
+            status, i, reason = kernel.run(self._kernel_state(), X, Y, W, i, len(X), learn,
+                                           preds, conf)
             if status == kernel.NEEDS_ROOM:
                 self._make_room(X[i], int(Y[i]))
             elif status == kernel.TREE_ROOM or reason & 8:
@@ -230,12 +226,20 @@ class Adaptive(ArraySnapshots, AdaptiveModel):
                 self._on_drift(kernel.REASONS[reason & 7])
         return preds, conf
 
+    def _kernel_state(self) -> KernelState:
+        """The compiled view over the current arrays (rebuilt after any was replaced)."""
+        if self._state is None:
+            self._state = make_kernel_state(*(getattr(self, name) for name in (
+                "_cfg", "inputs", "mlp", "trees", "router", "err_det", "label_det", "adwin",
+                "pool", "rng", "_scratch")))
+        return self._state
+
     def _on_drift(self, source: str) -> None:
         position = self.n_learned - 1
         self._pending_events.append({"position": position, "kind": "drift", "detector": source})
+        state = self._kernel_state()
         self._pending_events.extend(self._lifecycle.grow(
-            self, source, position, (self._scratch.z_learn, self._scratch.hidden[0],
-                                     self._scratch.p)))
+            self, source, position, lambda slot: kernel.recent_accuracy(state, slot)))
 
     def _make_room(self, row: np.ndarray, y: int) -> None:
         """Grow every array record ``row`` (label ``y``) needs: features, nominal values, input

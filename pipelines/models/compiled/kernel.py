@@ -28,6 +28,7 @@ from experts._compiled_rng import rng_poisson
 from experts._compiled_tree import tree_learn, tree_predict_proba
 from experts._compiled_pool import (ERR_FAST, ERR_SLOW, KIND_MLP, N_CLASSES, N_LEARNED, N_POS,
                                     N_RECENT, PROBE_CURSOR, accuracy, expert_proba)
+from experts._compiled_pool import recent_accuracy as pool_recent_accuracy
 from pipelines.models.compiled.state import (ADWIN_DELTA, BAGGING_LAMBDA, DROPOUT,
                                              HALF_LIFE_DECAY, LOG_RBOCPD_DELTA, MLP_LR, PROBES,
                                              ROUTER_LR, TEMPERATURE, TOP_K, WARMUP)
@@ -283,3 +284,12 @@ def run(state, X, Y, W, start: int, stop: int, learn: bool, preds, conf) -> tupl
         if room:
             return TREE_ROOM, i + 1, 0
     return DONE, stop, 0
+
+
+@njit(cache=True, nogil=True)
+def recent_accuracy(state, s: int) -> float:
+    """Slot ``s``'s accuracy on the recent records (the revival test) over a KernelState: one
+    cheap call from the pool's lifecycle instead of one with ~50 arrays."""
+    sc = state.scratch
+    return pool_recent_accuracy(state.pool, state.inputs, state.mlp, state.trees, s, sc.z_learn,
+                            sc.hidden[0], sc.p)
