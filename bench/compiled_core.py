@@ -30,10 +30,10 @@ from typing import Any
 
 from river import forest, tree
 
-from pipelines.sources.datasets import electricity_path
 from bench.provenance import code_line, code_version, machine_info
 from pipelines import make_model, open_source
 from pipelines.models import AdaptiveModel
+from pipelines.sources.datasets import electricity_path
 
 HERE = Path(__file__).resolve().parent
 STREAMS = ["LEDa", "LEDg", "SEAa", "SEAg", "RBFm", "RBFf", "elec"]

@@ -8,8 +8,7 @@ import numpy as np
 from river import drift
 
 from detectors import RBOCPD, MultinomialRBOCPD
-from detectors._compiled import (adwin_update, new_adwin_stack, new_rbocpd,
-                                 rbocpd_update)
+from detectors._compiled import adwin_update, new_adwin_stack, new_rbocpd, rbocpd_update
 from experts._compiled_rng import new_rng, rng_poisson, rng_uniform
 
 

@@ -10,7 +10,8 @@ cannot.
 
 The whole prequential step runs in compiled code over arrays (:mod:`.kernel`); this class
 encodes records, grows arrays when a record needs room, runs the pool's lifecycle on drift, and
-keeps River's API. ``learn_predict_many`` is the batch path; ``predict_proba_one`` /
+keeps River's API (it runs past 200 lines: a third of it is its twenty settings and their
+documentation, River-style). ``learn_predict_many`` is the batch path; ``predict_proba_one`` /
 ``learn_one`` run the same kernel on one record, so both give the same predictions.
 """
 from __future__ import annotations
@@ -23,16 +24,27 @@ import numpy as np
 from detectors._compiled import grow_rbocpd, new_adwin_stack, new_rbocpd
 from experts._compiled_inputs import grow_inputs, new_inputs
 from experts._compiled_mlp import grow_mlp_stack, new_mlp_stack
-from experts._compiled_pool import (KINDS, LAST_GROWTH, N_CLASSES, N_LEARNED, N_POS,
-                                    PoolLifecycle,
-                                    grow_pool_features, new_pool_arrays)
+from experts._compiled_pool import (
+    KINDS,
+    LAST_GROWTH,
+    N_CLASSES,
+    N_LEARNED,
+    N_POS,
+    PoolLifecycle,
+    grow_pool_features,
+    new_pool_arrays,
+)
 from experts._compiled_rng import new_rng
 from experts._compiled_tree import ensure_tree_capacity, grow_tree_pool, new_tree_pool
 from experts._encoding import RecordEncoder
 from pipelines.models.base import AdaptiveModel, Features
 from pipelines.models.compiled import kernel
-from pipelines.models.compiled.state import (N_SETTINGS, KernelState, make_kernel_state,
-                                             new_scratch)
+from pipelines.models.compiled.state import (
+    N_SETTINGS,
+    KernelState,
+    make_kernel_state,
+    new_scratch,
+)
 from pipelines.models.compiled.store import ArraySnapshots
 from router._compiled import grow_router, new_router
 

@@ -17,21 +17,44 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 from numba import njit
 
 from detectors._compiled import adwin_update, rbocpd_update
-from experts._compiled_inputs import (inputs_allot, inputs_learn, inputs_missing,
-                                      inputs_standardise)
-from experts._compiled_mlp import mlp_learn, mlp_predict_proba
-from experts._compiled_rng import rng_poisson
-from experts._compiled_tree import tree_learn, tree_predict_proba
-from experts._compiled_pool import (ERR_FAST, ERR_SLOW, KIND_MLP, N_CLASSES, N_LEARNED, N_POS,
-                                    N_RECENT, PROBE_CURSOR, accuracy, expert_proba)
+from experts._compiled_inputs import (
+    inputs_allot,
+    inputs_learn,
+    inputs_missing,
+    inputs_standardise,
+)
+from experts._compiled_mlp import mlp_learn
+from experts._compiled_pool import (
+    ERR_FAST,
+    ERR_SLOW,
+    KIND_MLP,
+    N_CLASSES,
+    N_LEARNED,
+    N_POS,
+    N_RECENT,
+    PROBE_CURSOR,
+    accuracy,
+    expert_proba,
+)
 from experts._compiled_pool import recent_accuracy as pool_recent_accuracy
-from pipelines.models.compiled.state import (ADWIN_DELTA, BAGGING_LAMBDA, DROPOUT,
-                                             HALF_LIFE_DECAY, LOG_RBOCPD_DELTA, MLP_LR, PROBES,
-                                             ROUTER_LR, TEMPERATURE, TOP_K, WARMUP)
+from experts._compiled_rng import rng_poisson
+from experts._compiled_tree import tree_learn
+from pipelines.models.compiled.state import (
+    ADWIN_DELTA,
+    BAGGING_LAMBDA,
+    DROPOUT,
+    HALF_LIFE_DECAY,
+    LOG_RBOCPD_DELTA,
+    MLP_LR,
+    PROBES,
+    ROUTER_LR,
+    TEMPERATURE,
+    TOP_K,
+    WARMUP,
+)
 from router._compiled import router_buffer, router_logits, router_step
 
 DONE, NEEDS_ROOM, DRIFT, TREE_ROOM = range(4)

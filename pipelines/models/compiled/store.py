@@ -15,7 +15,13 @@ import numpy as np
 from detectors._compiled import new_adwin_stack, new_rbocpd
 from experts._compiled_inputs import new_inputs
 from experts._compiled_mlp import new_mlp_stack
-from experts._compiled_pool import N_ARCHIVE, N_CLASSES, N_POS, N_RECENT, new_pool_arrays
+from experts._compiled_pool import (
+    N_ARCHIVE,
+    N_CLASSES,
+    N_POS,
+    N_RECENT,
+    new_pool_arrays,
+)
 from experts._compiled_tree import tree_pool_from_arrays
 from experts._encoding import RecordEncoder
 from pipelines.checkpoints.arrays import pack_arrays
