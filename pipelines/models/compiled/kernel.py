@@ -41,7 +41,7 @@ from experts._compiled_pool import (
 )
 from experts._compiled_pool import recent_accuracy as pool_recent_accuracy
 from experts._compiled_rng import rng_poisson
-from experts._compiled_tree import tree_learn
+from experts._compiled_tree import tree_predict_learn
 from pipelines.models.compiled.state import (
     ADWIN_DELTA,
     BAGGING_LAMBDA,
@@ -104,10 +104,14 @@ def _stretch(cfg, inputs, router, pool, X, i: int, n: int, sc) -> None:
 
 
 @njit(cache=True, nogil=True)
-def _predict(cfg, inputs, mlp, trees, pool, x, z, logits, sc) -> tuple[int, float]:
+def _predict(cfg, inputs, mlp, trees, pool, rng, x, z, logits, sc, learn: bool, y: int,
+             w: float) -> tuple[int, float, bool]:
     """The top-k mixture's class and probability for one record (``-1, 0`` when no top expert
-    has an opinion); fills the asked/top flags, scores and the asked experts' probabilities (by
-    position)."""
+    has an opinion), and whether a tree asked for room; fills the asked/top flags, scores and
+    the asked experts' probabilities (by position). With ``learn``, also draws each expert's
+    online-bagging count (``_draw_counts``) and lets the trees that will learn the record
+    predict and learn it in one pass (naive Bayes scored once; nothing reads a tree between
+    its prediction and its learning)."""
     n_pos = pool.ints[N_POS]
     n_classes = pool.ints[N_CLASSES]
     flags, scores, proba = sc.flags, sc.vec[_SCORE], sc.proba
@@ -143,12 +147,19 @@ def _predict(cfg, inputs, mlp, trees, pool, x, z, logits, sc) -> tuple[int, floa
         flags[_ASKED, cursor % n_pos] = 1
         cursor += 1
     pool.ints[PROBE_CURSOR] = cursor
+    if learn:
+        _draw_counts(cfg, pool, rng, sc)
+    room = False
     mixture = sc.mixture
     mixture[:] = 0.0
     for p in range(n_pos):
         if flags[_ASKED, p]:
             s = pool.positions[p]
-            expert_proba(pool, inputs, mlp, trees, s, x, z, sc.hidden[0], proba[p])
+            if learn and pool.kind[s] != KIND_MLP and flags[_TRAIN, p] * w > 0.0:
+                proba[p, :] = 0.0
+                room |= tree_predict_learn(trees, s, x, y, flags[_TRAIN, p] * w, proba[p]) != 0
+            else:
+                expert_proba(pool, inputs, mlp, trees, s, x, z, sc.hidden[0], proba[p])
             if flags[_TOP, p]:
                 for c in range(n_classes):
                     mixture[c] += scores[p] * proba[p, c]
@@ -165,7 +176,7 @@ def _predict(cfg, inputs, mlp, trees, pool, x, z, logits, sc) -> tuple[int, floa
             best = c
     if total > 0.0:
         mixture /= total
-    return best, (mixture[best] if best >= 0 else 0.0)
+    return best, (mixture[best] if best >= 0 else 0.0), room
 
 
 @njit(cache=True, nogil=True)
@@ -205,24 +216,26 @@ def _outcomes(cfg, pool, sc, y: int) -> None:
 
 
 @njit(cache=True, nogil=True)
-def _train(cfg, inputs, mlp, trees, pool, rng, x, z, y: int, w: float, sc) -> bool:
-    """Train the top-k and the experts warming up, each with an online-bagging weight
-    Poisson(lambda) x ``w``; True when a tree asked for room."""
-    room = False
+def _draw_counts(cfg, pool, rng, sc) -> None:
+    """``flags[_TRAIN, p]``: how many times expert ``p`` learns this record, a Poisson(lambda)
+    count (online bagging; 1 with lambda 0) for the top-k and the experts warming up (aged
+    below ``warmup`` once this record is counted), 0 for the others."""
     lam = cfg[BAGGING_LAMBDA]
     for p in range(pool.ints[N_POS]):
+        trained = sc.flags[_TOP, p] or pool.age[pool.positions[p]] + 1 < cfg[WARMUP]
+        sc.flags[_TRAIN, p] = (rng_poisson(rng, lam) if lam > 0.0 else 1) if trained else 0
+
+
+@njit(cache=True, nogil=True)
+def _train(cfg, inputs, mlp, pool, rng, z, y: int, w: float, sc) -> None:
+    """Train the MLP experts drawn by ``_draw_counts`` with weight count x ``w`` (the trees
+    learned the record as they predicted it)."""
+    for p in range(pool.ints[N_POS]):
         s = pool.positions[p]
-        if not (sc.flags[_TOP, p] or pool.age[s] < cfg[WARMUP]):
-            continue
-        k = rng_poisson(rng, lam) if lam > 0.0 else 1
-        if not k * w > 0.0:   # a zero (or negative) weight teaches nothing
-            continue
-        if pool.kind[s] == KIND_MLP:
+        k = sc.flags[_TRAIN, p]
+        if pool.kind[s] == KIND_MLP and k * w > 0.0:   # a zero weight teaches nothing
             mlp_learn(mlp, s, z, inputs.used[0], pool.ints[N_CLASSES], y, k * w, cfg[MLP_LR],
                       rng, sc.hidden[0], sc.p, sc.hidden[1])
-        elif tree_learn(trees, s, x, y, k * w) != 0:
-            room = True
-    return room
 
 
 @njit(cache=True, nogil=True)
@@ -281,13 +294,14 @@ def run(state, X, Y, W, start: int, stop: int, learn: bool, preds, conf) -> tupl
         x = X[i, :n_features]
         inputs_standardise(inputs, x, z, inputs.count, inputs.mean, inputs.m2)
         cursor = pool.ints[PROBE_CURSOR]
-        pred, p = _predict(cfg, inputs, mlp, trees, pool, x, z, sc.logits[i - stretch_start], sc)
+        y, w = (Y[i], W[i]) if learn else (0, 0.0)
+        pred, p, room = _predict(cfg, inputs, mlp, trees, pool, rng, x, z,
+                                 sc.logits[i - stretch_start], sc, learn, y, w)
         preds[i] = pred
         conf[i] = p
         if not learn:
             pool.ints[PROBE_CURSOR] = cursor
             return DONE, i + 1, 0
-        y, w = Y[i], W[i]
         inputs_allot(inputs, x)
         inputs_learn(inputs, x, inputs.count, inputs.mean, inputs.m2)
         inputs_standardise(inputs, x, z, inputs.count, inputs.mean, inputs.m2)
@@ -295,7 +309,7 @@ def run(state, X, Y, W, start: int, stop: int, learn: bool, preds, conf) -> tupl
         if router_buffer(router, z, inputs.used[0], sc.vec[_MASK], sc.vec[_SEEN]):
             router_step(router, rng, inputs.used[0], cfg[ROUTER_LR], cfg[DROPOUT])
             stretch_end = i + 1
-        room = _train(cfg, inputs, mlp, trees, pool, rng, x, z, y, w, sc)
+        _train(cfg, inputs, mlp, pool, rng, z, y, w, sc)
         r = pool.ints[N_LEARNED] % pool.recent_y.shape[0]
         pool.recent_x[r] = x
         pool.recent_y[r] = y
