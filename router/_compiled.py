@@ -85,6 +85,27 @@ def grow_router(st: RouterState, n_inputs: int) -> RouterState:
     return st._replace(w1=w1, m=m, v=v, buf_z=buf_z)
 
 
+def grow_router_outputs(st: RouterState, n_outputs: int) -> RouterState:
+    """The same router with room for ``n_outputs`` outputs (zero columns, moments and
+    buffered entries; :func:`router_add_output` draws a column when an output joins)."""
+    h2, old = st.w3.shape
+    w3 = np.zeros((h2, n_outputs))
+    w3[:, :old] = st.w3
+    b3 = np.zeros(n_outputs)
+    b3[:old] = st.b3
+    size = max(h2 * n_outputs, st.m.shape[1])
+    m, v = np.zeros((6, size)), np.zeros((6, size))
+    for src, dst in ((st.m, m), (st.v, v)):
+        dst[:, : src.shape[1]] = src
+        dst[4] = 0.0   # the output layer's moments are by row of w3: re-laid for the new width
+        dst[4, : h2 * n_outputs].reshape(h2, n_outputs)[:, :old] = src[4, : h2 * old].reshape(
+            h2, old)
+    buf_mask, buf_seen = (np.zeros((st.buf_mask.shape[0], n_outputs)) for _ in range(2))
+    buf_mask[:, :old] = st.buf_mask
+    buf_seen[:, :old] = st.buf_seen
+    return st._replace(w3=w3, b3=b3, m=m, v=v, buf_mask=buf_mask, buf_seen=buf_seen)
+
+
 @njit(cache=True, nogil=True)
 def router_add_output(st: RouterState, rng: np.ndarray, k: int, n_active: int) -> None:
     """Output ``k`` (a slot joining the pool, ``n_active`` outputs with it) gets a fresh

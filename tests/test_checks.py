@@ -39,8 +39,6 @@ RIVER_KNOWN_FAILURES = {
     # order start the MLP from permuted weights (the fix, sorted allotment, changes every MLP's
     # predictions and lands with the compiled core's input layer)
     ("expert:mlp", "check_shuffle_features_no_impact"): "input slots in first-seen order",
-    ("model:driftmoe-task", "check_shuffle_features_no_impact"): "MLP router: see mlp",
-    ("model:driftmoe-data", "check_shuffle_features_no_impact"): "MLP router: see mlp",
 }
 
 

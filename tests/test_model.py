@@ -58,22 +58,6 @@ def test_a_restored_model_snapshots_to_the_same_bytes_as_an_uninterrupted_one(na
     assert unseal(resumed.snapshot())[1] == unseal(plain.snapshot())[1]
 
 
-def test_driftmoe_task_predicts_the_same_whether_or_not_its_trees_learn():
-    """MoE-Task predicts from its router alone, so training its one-vs-rest trees (the paper's
-    code does) changes time and memory, never a prediction."""
-    lazy, paper = (make_model("driftmoe-task", seed=1, hidden=(32, 16), train_experts=train)
-                   for train in (False, True))
-    for x, y in _stream(1500, "LEDa"):
-        assert lazy.predict_proba_one(x) == paper.predict_proba_one(x)
-        lazy.learn_one(x, y)
-        paper.learn_one(x, y)
-    assert lazy.n_experts == paper.n_experts == 10
-    assert [e._n_learned for e in lazy._experts] == [0] * 10
-    # every tree learned (from its class's first record on), and some split
-    assert min(e._n_learned for e in paper._experts) > 1000
-    assert sum(e.model.n_nodes > 1 for e in paper._experts) >= 3
-
-
 def test_adaptive_grows_on_abrupt_drift_and_stays_within_budget():
     model = make_model("adaptive", seed=0, max_experts=5)
     kinds = []

@@ -35,7 +35,7 @@ PARTS = ("inputs", "mlp", "trees", "router", "err_det", "label_det", "adwin", "p
 def state_arrays(model: Any) -> dict[str, np.ndarray]:
     """``part.field -> array`` for every part of ``model`` (views, not copies)."""
     out: dict[str, np.ndarray] = {}
-    for part in PARTS:
+    for part in model._snapshot_parts:
         value = getattr(model, part)
         if isinstance(value, tuple):
             out.update({f"{part}.{name}": a for name, a in value._asdict().items()})
@@ -45,8 +45,12 @@ def state_arrays(model: Any) -> dict[str, np.ndarray]:
 
 
 class ArraySnapshots:
-    """``snapshot`` / ``_from_snapshot`` for a model holding the :data:`PARTS` and an
-    ``_encoder``; the model class provides ``_get_params`` (River) and ``_new_scratch``."""
+    """``snapshot`` / ``_from_snapshot`` for a model holding its ``_snapshot_parts`` (default
+    :data:`PARTS`, ``adaptive``'s) and an ``_encoder``; the model class provides
+    ``_get_params`` (River) and ``_restored`` (checks and scratch after a restore; the default
+    is ``adaptive``'s)."""
+
+    _snapshot_parts: tuple[str, ...] = PARTS
 
     def snapshot_body(self) -> tuple[dict[str, Any], bytes]:
         """The envelope's meta and the body (header + arrays) of this model's snapshot."""
@@ -74,10 +78,11 @@ class ArraySnapshots:
                                       f"expected {fresh[name].dtype}[{fresh[name].ndim}d]")
         try:
             trees = tree_pool_from_arrays({k[6:]: a for k, a in arrays.items()
-                                           if k.startswith("trees.")})
+                                           if k.startswith("trees.")}) if (
+                "trees" in cls._snapshot_parts) else None
         except ValueError as exc:
             raise CheckpointError(f"snapshot trees refused: {exc}") from None
-        for part in PARTS:
+        for part in cls._snapshot_parts:
             if part == "trees":
                 model.trees = trees
             elif part == "rng":
@@ -87,11 +92,16 @@ class ArraySnapshots:
                 setattr(model, part, type(template)(
                     *(arrays[f"{part}.{name}"] for name in template._fields)))
         model._encoder = encoder
-        _check_shapes(model)
-        _check_ranges(model)
-        model._scratch = model._new_scratch()
-        model._state = None
+        model._restored()
         return model
+
+    def _restored(self) -> None:
+        """Refuse arrays a model with these capacities cannot have (CheckpointError), then
+        rebuild what is not state."""
+        _check_shapes(self)
+        _check_ranges(self)
+        self._scratch = self._new_scratch()
+        self._state = None
 
 
 def _check_shapes(model: Any) -> None:
@@ -121,42 +131,52 @@ def _check_shapes(model: Any) -> None:
         raise CheckpointError("snapshot trees or RNG do not match the model's capacities")
 
 
-def _within(name: str, a: np.ndarray, low: int, high: int) -> None:
+def within(name: str, a: np.ndarray, low: int, high: int) -> None:
+    """CheckpointError unless every value of snapshot array ``name`` is in ``[low, high]``."""
     if a.size and (a.min() < low or a.max() > high):
         raise CheckpointError(f"snapshot array {name} has values outside [{low}, {high}]")
+
+
+def check_inputs_and_router(inputs: Any, router: Any) -> None:
+    """The router input slots and the router's mini-batch count are in range (every compiled
+    model with a router has both)."""
+    n_inputs = inputs.count.shape[0]
+    if (router.w1.shape[0], router.buf_z.shape[1]) != (n_inputs, n_inputs):
+        raise CheckpointError("snapshot router and input slots differ in size")
+    within("inputs.used", inputs.used, 0, n_inputs)
+    within("inputs.slot_of", inputs.slot_of, -1, int(inputs.used[0]) - 1)
+    within("inputs.nominal", inputs.nominal, 0, 1)
+    within("router.ints", router.ints[:1], 0, router.buf_z.shape[0] - 1)
 
 
 def _check_ranges(model: Any) -> None:
     """The indices the kernels follow without bounds checks point inside their arrays."""
     pool, inputs = model.pool, model.inputs
-    n_slots, n_inputs = pool.kind.shape[0], inputs.count.shape[0]
+    n_slots = pool.kind.shape[0]
     n_classes, window = model.mlp.w2.shape[2], pool.recent_y.shape[0]
-    _within("inputs.used", inputs.used, 0, n_inputs)
-    _within("inputs.slot_of", inputs.slot_of, -1, int(inputs.used[0]) - 1)
-    _within("inputs.nominal", inputs.nominal, 0, 1)
+    check_inputs_and_router(inputs, model.router)
     if not np.array_equal(inputs.nominal, (model.trees.nominal_values[0] > 0).astype(np.int64)):
         raise CheckpointError("snapshot inputs and trees disagree on which features are nominal")
-    _within("mlp.known", model.mlp.known, 0, 1)
-    _within("router.ints", model.router.ints[:1], 0, model.router_batch_size - 1)
+    within("mlp.known", model.mlp.known, 0, 1)
     for part in ("err_det", "label_det"):
         det = getattr(model, part)
-        _within(f"{part}.ints", det.ints[:1], 0, det.totals.shape[0])
-        _within(f"{part}.ints", det.ints[2:3], 0, det.counts.shape[1])
-    _within("adwin.rows", model.adwin.rows, 1, model.adwin.bucket_count.shape[1])
-    _within("adwin.bucket_count", model.adwin.bucket_count, 0,
-            model.adwin.bucket_total.shape[2])
-    _within("pool.kind", pool.kind, -1, 1)
-    _within("pool.n_pos", pool.ints[N_POS:N_POS + 1], 1, n_slots)
-    _within("pool.n_archive", pool.ints[N_ARCHIVE:N_ARCHIVE + 1], 0, n_slots)
-    _within("pool.n_classes", pool.ints[N_CLASSES:N_CLASSES + 1], 0, n_classes)
-    _within("pool.n_recent", pool.ints[N_RECENT:N_RECENT + 1], 0, window)
-    _within("pool.ints", pool.ints, -(2**62), 2**62)
+        within(f"{part}.ints", det.ints[:1], 0, det.totals.shape[0])
+        within(f"{part}.ints", det.ints[2:3], 0, det.counts.shape[1])
+    within("adwin.rows", model.adwin.rows, 1, model.adwin.bucket_count.shape[1])
+    within("adwin.bucket_count", model.adwin.bucket_count, 0,
+           model.adwin.bucket_total.shape[2])
+    within("pool.kind", pool.kind, -1, 1)
+    within("pool.n_pos", pool.ints[N_POS:N_POS + 1], 1, n_slots)
+    within("pool.n_archive", pool.ints[N_ARCHIVE:N_ARCHIVE + 1], 0, n_slots)
+    within("pool.n_classes", pool.ints[N_CLASSES:N_CLASSES + 1], 0, n_classes)
+    within("pool.n_recent", pool.ints[N_RECENT:N_RECENT + 1], 0, window)
+    within("pool.ints", pool.ints, -(2**62), 2**62)
     live = np.concatenate([pool.positions[: pool.ints[N_POS]],
                            pool.archive[: pool.ints[N_ARCHIVE]]])
-    _within("pool.positions/archive", live, 0, n_slots - 1)
+    within("pool.positions/archive", live, 0, n_slots - 1)
     if len(set(live.tolist())) != len(live) or (pool.kind[live] < 0).any():
         raise CheckpointError("snapshot pool lists a slot twice or a free slot")
-    _within("pool.recent_y", pool.recent_y, 0, max(n_classes - 1, 0))
+    within("pool.recent_y", pool.recent_y, 0, max(n_classes - 1, 0))
     if model._encoder.n_features < pool.recent_x.shape[1] or model._encoder.n_classes < int(
             pool.ints[N_CLASSES]):
         raise CheckpointError("snapshot encoder knows fewer features or classes than the model")
