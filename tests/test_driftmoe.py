@@ -33,6 +33,7 @@ def test_snapshot_restore_continue_is_the_uninterrupted_model(name, stream):
         assert resumed.predict_proba_one(r["x"]) == plain.predict_proba_one(r["x"])
         for model in (plain, resumed):
             model.learn_one(r["x"], r["y"])
+    assert resumed.n_learned == plain.n_learned == len(rows)
     assert resumed.n_experts == plain.n_experts == (12 if name == "driftmoe-data" else
                                                     len({r["y"] for r in rows}))
     assert unseal(resumed.snapshot())[1] == unseal(plain.snapshot())[1]
@@ -72,3 +73,60 @@ def test_driftmoe_task_learns_led():
     """MoE-Task is the router alone: an online MLP that beats chance (0.10) by far on LEDa."""
     assert _prequential_accuracy(make_model("driftmoe-task", seed=0),
                                  _stream(5_000, "LEDa")) > 0.62   # measured 0.643
+
+
+def _send(bootstrap: str, topic: str, rows: list[tuple[int, dict, int]]) -> None:
+    """``(id, x, y)`` rows as the runners' JSON records, keyed over the partitions."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap)
+    for i, x, y in rows:
+        producer.send(topic, key=f"k{i % 8}".encode(),
+                      value=json.dumps({"id": i, "x": x, "y": y}).encode())
+    producer.flush()
+    producer.close()
+
+
+def test_kafka_worker_restarted_from_its_checkpoints_equals_an_uninterrupted_one(
+        kafka_broker: str, tmp_path) -> None:
+    """The regression that started the port: a Kafka job with ``--model driftmoe-data``
+    checkpoints (real broker, the Ray actor's worker class in process). Run to the end,
+    more records arrive, a new worker restores from the checkpoints and goes on: its final
+    model snapshots are byte for byte those of a worker that read everything at once."""
+    import uuid
+
+    from infra import kafka as infra_kafka
+    from pipelines.checkpoints.partition import load_partition, partition_parts
+    from pipelines.checkpoints.storage import read_bytes
+    from pipelines.runners import kafka_io as kio
+    from pipelines.runners.kafka_job import KafkaJob
+    from pipelines.runners.ray.worker import PartitionWorker
+
+    topic = f"moe-ckpt-{uuid.uuid4().hex[:8]}"
+    infra_kafka.create_topic(topic, partitions=2, bootstrap=kafka_broker)
+    rows = [(i, x, y) for i, (x, y) in enumerate(_stream(1600, "SEAa", seed=7))]
+
+    def run(job: KafkaJob) -> None:
+        kio.ensure_topics(kafka_broker, [job.output_topic(k) for k in
+                                         ("predictions", "drift", "dead-letter")], 2)
+        worker = PartitionWorker(job, [0, 1])
+        worker.run(until_end=True)
+        worker.close()
+
+    settings = {"model": "driftmoe-data", "seed": 4, "checkpoint_every": 250}
+    resumed = KafkaJob(kafka_broker, topic, checkpoint_dir=str(tmp_path / "a"), **settings)
+    _send(kafka_broker, topic, rows[:900])
+    run(resumed)
+    _send(kafka_broker, topic, rows[900:])
+    run(resumed)   # a new worker: restores from the checkpoints, then the new records
+    whole = KafkaJob(kafka_broker, topic, checkpoint_dir=str(tmp_path / "b"),
+                     group_id=f"{topic}-whole", output_prefix=f"{topic}-whole", **settings)
+    run(whole)
+    learned = 0
+    for part in (0, 1):
+        got, want = (read_bytes(job.checkpoint_uri(part)) for job in (resumed, whole))
+        state = load_partition(got, "y")
+        assert type(state.host.model).__name__ == "DriftMoEData"
+        learned += state.host.model.n_learned
+        assert unseal(partition_parts(got)[1])[1] == unseal(partition_parts(want)[1])[1]
+    assert learned == len(rows)

@@ -30,7 +30,11 @@ from pipelines.models.compiled.moe_kernels import (
     router_learn,
     router_softmax,
 )
-from pipelines.models.compiled.store import ArraySnapshots, check_inputs_and_router
+from pipelines.models.compiled.store import (
+    ArraySnapshots,
+    check_inputs_and_router,
+    within,
+)
 from router._compiled import (
     grow_router,
     grow_router_outputs,
@@ -60,10 +64,11 @@ class _CompiledMoE(ArraySnapshots, AdaptiveModel):
     """What both paper models share: encoder, router inputs, router, RNG, growth, snapshots,
     the record path. Subclasses give ``_grow_parts``, ``_check_parts`` and ``_step``."""
 
-    _snapshot_parts: tuple[str, ...] = ("inputs", "router", "rng")
+    _snapshot_parts: tuple[str, ...] = ("inputs", "router", "rng", "learned")
 
     def __init__(self, temperature: float, lr: float, hidden: tuple[int, ...],
                  batch_size: int, n_outputs: int, seed: int) -> None:
+        self.learned = np.zeros(1, np.int64)   # records learned: state, so in the snapshot
         super().__init__(seed)
         self.temperature = temperature
         self.lr = lr
@@ -77,6 +82,14 @@ class _CompiledMoE(ArraySnapshots, AdaptiveModel):
         self.inputs = new_inputs(0, 1, _INITIAL_INPUTS)
         self.router = new_router(_INITIAL_INPUTS, self.hidden, n_outputs, batch_size, self.rng)
         self._scratch = self._new_scratch()
+
+    @property
+    def _n_learned(self) -> int:
+        return int(self.learned[0])
+
+    @_n_learned.setter
+    def _n_learned(self, value: int) -> None:
+        self.learned[0] = value
 
     def _new_scratch(self) -> _Scratch:
         n_out = self.router.w3.shape[1]
@@ -132,9 +145,11 @@ class _CompiledMoE(ArraySnapshots, AdaptiveModel):
     def _restored(self) -> None:
         """Checks the arrays against each other and the encoder (CheckpointError)."""
         if (self.router.w1.shape[1], self.router.w2.shape[1], self.inputs.slot_of.shape[0],
-                self.rng.shape) != (*self.hidden, self._encoder.n_features, (1,)):
+                self.rng.shape, self.learned.shape) != (
+                *self.hidden, self._encoder.n_features, (1,), (1,)):
             raise CheckpointError("snapshot router, inputs and encoder do not fit together")
         check_inputs_and_router(self.inputs, self.router)
+        within("learned", self.learned, 0, 2**62)
         self._check_parts()
         self._version = self._encoder.version
         self._sized_classes = self._encoder.n_classes
@@ -151,7 +166,7 @@ class DriftMoEData(_CompiledMoE):
     """The paper's MoE-Data (see module docstring). Defaults are the paper's settings."""
 
     name = "driftmoe-data"
-    _snapshot_parts = ("inputs", "trees", "router", "rng")
+    _snapshot_parts = ("inputs", "trees", "router", "rng", "learned")
 
     @classmethod
     def _unit_test_params(cls):

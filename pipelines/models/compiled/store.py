@@ -85,8 +85,8 @@ class ArraySnapshots:
         for part in cls._snapshot_parts:
             if part == "trees":
                 model.trees = trees
-            elif part == "rng":
-                model.rng = arrays["rng"]
+            elif isinstance(getattr(model, part), np.ndarray):   # a bare array (the RNG)
+                setattr(model, part, arrays[part])
             else:
                 template = getattr(model, part)
                 setattr(model, part, type(template)(
