@@ -51,6 +51,7 @@ class Prediction:
     y_pred: Hashable | None
     confidence: float           # probability of ``y_pred`` (0 before the model knows a class)
     y_true: Hashable | None
+    model_version: int          # records the model had learned once this one was processed
 
 
 @dataclass
@@ -98,7 +99,8 @@ class ModelHost:
         if self.input_monitor is not None:
             self._watch_inputs(item)
         return Prediction(item.offset, item.partition, item.id, item.key, y_pred,
-                          float(proba.get(y_pred, 0.0)) if proba else 0.0, item.y)
+                          float(proba.get(y_pred, 0.0)) if proba else 0.0, item.y,
+                          self.model.n_learned)
 
     def process_many(self, items: Sequence[Record | DeadLetter]) -> list[Prediction | DeadLetter]:
         """``process`` over ``items`` in order, with each run of labelled, valid records learned
@@ -144,7 +146,7 @@ class ModelHost:
             for event in inputs.get(k, ()):
                 self._add_input_event(event, item)
             out.append(Prediction(item.offset, item.partition, item.id, item.key, y_pred,
-                                  float(confidences[k]), item.y))
+                                  float(confidences[k]), item.y, first + k + 1))
         run.clear()
         return out
 

@@ -599,3 +599,67 @@ def test_undelivered_outputs_rewind_to_the_checkpoint(kafka_broker: str, tmp_pat
     assert sum(r["summary"]["records"] for r in done.values()) >= n
     got = {p["id"] for p in _read_all(kafka_broker, predictions)}
     assert got == set(ids)   # at least once: every record id has its prediction
+
+
+def _read_raw(bootstrap: str, topic: str) -> dict[int, list[Any]]:
+    """Every message of ``topic``, per partition in offset order (kafka-python records)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        tps = [TopicPartition(topic, p) for p in kio.list_partitions(bootstrap, topic)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        ends = consumer.end_offsets(tps)
+        out: dict[int, list[Any]] = {tp.partition: [] for tp in tps}
+        deadline = time.monotonic() + READ_DEADLINE_S
+        while any(consumer.position(tp) < ends[tp] for tp in tps):
+            assert time.monotonic() < deadline, f"could not read {topic} to its end"
+            for tp, messages in consumer.poll(timeout_ms=500).items():
+                out[tp.partition] += messages
+        return out
+    finally:
+        consumer.close()
+
+
+def test_worker_batches_send_what_the_record_path_sends(kafka_broker: str, tmp_path) -> None:
+    """In process, no Ray: the worker learns each poll in one batch (`ModelHost.process_many`);
+    its predictions (model version included), dead letters and drift events, in order per
+    partition, are those of `ModelHost.process` record by record over the same messages."""
+    from pipelines.host import ModelHost, Prediction
+    from pipelines.models import make_model
+    from pipelines.sinks import kafka_messages as formats
+    from pipelines.validation import JsonDecoder
+
+    topic = _topic("ray-batch")
+    _produce(kafka_broker, topic, 6000, partitions=2, bad=BAD_LINES)
+    job = KafkaJob(kafka_broker, topic, seed=5, checkpoint_dir=str(tmp_path / "ckpt"),
+                   checkpoint_every=700)
+    kio.ensure_topics(kafka_broker, [job.output_topic(k)
+                                     for k in ("predictions", "drift", "dead-letter")], 2)
+    worker = PartitionWorker(job, [0, 1])
+    try:
+        worker.run(until_end=True)
+    finally:
+        worker.close()
+
+    expected: dict[str, list[dict]] = {"predictions": [], "dead-letter": [], "drift": []}
+    for p, messages in _read_raw(kafka_broker, topic).items():
+        host = ModelHost(make_model(job.model, seed=job.seed + p), joiner=job.new_joiner())
+        decoder = JsonDecoder(target=job.target, require_label=job.require_label)
+        for m in messages:
+            result = host.process(decoder(m.value, m.offset, p, key=formats.key_text(m.key)))
+            if isinstance(result, Prediction):
+                sent = formats.prediction_message(result, host.model.n_learned)
+                expected["predictions"].append(json.loads(sent))
+            else:
+                sent = formats.dead_letter_message(result, topic)
+                expected["dead-letter"].append(json.loads(sent))
+            expected["drift"] += [json.loads(formats.event_message(e, topic))
+                                  for e in host.take_events()]
+    assert len(expected["predictions"]) == 6000 and expected["drift"]
+    for kind, want in expected.items():
+        got = _read_all(kafka_broker, job.output_topic(kind))
+        for p in (0, 1):
+            assert ([d for d in got if d["partition"] == p]
+                    == [d for d in want if d["partition"] == p]), (kind, p)

@@ -136,10 +136,11 @@ class LabelFeed:
         return all(self._partition_drained(p) for p in self._read_to)
 
     # -- applying ----------------------------------------------------------------------------
-    @property
-    def waiting(self) -> bool:
-        """Whether labels are read and not applied yet."""
-        return any(self._backlog.values())
+    def due(self, frontier: int) -> bool:
+        """Whether `apply` (``frontier``: the newest record timestamp read, ms) would apply a
+        label now: the worker then learns the records before it, so the label comes between
+        the same two records as it would record by record."""
+        return any((timestamp_ms(q[0]) or 0) <= frontier for q in self._backlog.values() if q)
 
     def apply(self, frontier: int, caught_up: bool = False) -> None:
         """Apply the backlog's labels not newer than ``frontier`` (the newest record timestamp

@@ -47,6 +47,7 @@ import time
 from collections.abc import Hashable
 from typing import Any
 
+from pipelines.checkpoints.partition import PartitionState
 from pipelines.host import Prediction
 from pipelines.records import DeadLetter, Record
 from pipelines.runners import kafka_io as kio
@@ -292,7 +293,9 @@ class PartitionWorker:
             if deadline is not None and time.monotonic() >= deadline:
                 return False
             batches = self._io.poll(self._poll_size(deadline), POLL_TIMEOUT_MS / 1000)
-            if not batches and self._io.away_since is not None and not self._io.broker_back():
+            # after an outage, probe at every poll: a batch learned in one call can take a
+            # worker to its end before any poll comes back empty
+            if self._io.away_since is not None and not self._io.broker_back() and not batches:
                 continue   # the broker is away: the clients reconnect by themselves
             if self.labels is not None and batches:
                 self.labels.fill(max(timestamp_ms(m) or 0 for ms in batches.values() for m in ms))
@@ -319,38 +322,64 @@ class PartitionWorker:
         return max(1, min(POLL_MAX_RECORDS, int(fits)))
 
     def _handle(self, partition: int, messages: list[Any]) -> None:
-        state = self._state[partition]
-        send = self._io.send
-        for m in messages:
-            offset, timestamp, value = m.offset(), timestamp_ms(m), m.value()
-            item = (state.decoder(value, offset, partition, key=formats.key_text(m.key()))
-                    if value is not None else   # a tombstone: no value at all
-                    DeadLetter(offset, "message has no value (null)", raw=b"",
-                               partition=partition))
-            if (self.labels is not None and isinstance(item, Record) and item.y is None
-                    and item.id is not None):
-                y = self.labels.orphans.take_orphan(item.id)   # its label came first
-                if y is not None:
-                    item = dataclasses.replace(item, y=y)
-            result = state.host.process(item)
-            if isinstance(result, Prediction):
-                value = formats.prediction_message(result, state.host.model.n_learned)
-                send(self.job.output_topic("predictions"), value=value, key=m.key(),
-                     partition=partition)
-            elif isinstance(result, DeadLetter):
-                send(self.job.output_topic("dead-letter"), key=m.key(), partition=partition,
-                     value=formats.dead_letter_message(result, self.job.topic))
-            for event in state.host.take_events():
-                send(self.job.output_topic("drift"), partition=partition,
-                     value=formats.event_message(event, self.job.topic))
-            state.next_offset = offset + 1
-            state.since_checkpoint += 1
+        """Decode one partition's poll record by record (dead letters decided there), learn the
+        records in one `ModelHost.process_many` call and send what they produced. With a
+        labels topic the poll is cut where a label falls due, so each label is applied between
+        the same two records as record by record would."""
+        state, first = self._state[partition], 0
+        items: list[Record | DeadLetter] = []
+        for k, m in enumerate(messages):
+            items.append(self._decode(state, partition, m))
+            timestamp = timestamp_ms(m)
             if timestamp is not None and timestamp > self._frontier:
                 self._frontier = timestamp
-            if self.labels is not None and self.labels.waiting:
+            if self.labels is not None and self.labels.due(self._frontier):
+                self._learn_and_send(state, partition, messages[first:k + 1], items)
+                first, items = k + 1, []
                 self.labels.apply(self._frontier)
+        self._learn_and_send(state, partition, messages[first:], items)
         if messages and self.first_output_at is None:
             self.first_output_at = time.time()
+
+    def _decode(self, state: PartitionState, partition: int, m: Any
+                ) -> Record | DeadLetter:
+        """One message as a record (with its orphan label, when the label came first) or a
+        dead letter with the reason."""
+        value = m.value()
+        if value is None:   # a tombstone: no value at all
+            return DeadLetter(m.offset(), "message has no value (null)", raw=b"",
+                              partition=partition)
+        item = state.decoder(value, m.offset(), partition, key=formats.key_text(m.key()))
+        if (self.labels is not None and isinstance(item, Record) and item.y is None
+                and item.id is not None):
+            y = self.labels.orphans.take_orphan(item.id)   # its label came first
+            if y is not None:
+                item = dataclasses.replace(item, y=y)
+        return item
+
+    def _learn_and_send(self, state: PartitionState, partition: int, messages: list[Any],
+                        items: list[Record | DeadLetter]) -> None:
+        """Run ``items`` (decoded from ``messages``) through the host in one batch and send,
+        message by message, its prediction or dead letter and then its drift events: the
+        order record-at-a-time processing sent them in."""
+        if not messages:
+            return
+        results = state.host.process_many(items)
+        events, e = state.host.take_events(), 0
+        send = self._io.send
+        for m, result in zip(messages, results):
+            if isinstance(result, Prediction):
+                send(self.job.output_topic("predictions"), key=m.key(), partition=partition,
+                     value=formats.prediction_message(result, result.model_version))
+            else:
+                send(self.job.output_topic("dead-letter"), key=m.key(), partition=partition,
+                     value=formats.dead_letter_message(result, self.job.topic))
+            while e < len(events) and events[e]["offset"] <= m.offset():
+                send(self.job.output_topic("drift"), partition=partition,
+                     value=formats.event_message(events[e], self.job.topic))
+                e += 1
+        state.next_offset = messages[-1].offset() + 1
+        state.since_checkpoint += len(messages)
 
     def _caught_up(self, ends: dict[int, int] | None) -> bool:
         """Whether the records are read to their end (a bounded run's ``ends``) or to the last
