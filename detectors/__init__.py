@@ -34,13 +34,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import experts._jit_cache  # noqa: F401 - before any compiled kernel is defined
+
 from ._base import Detector, InputKind
 from ._bocpd import BOCPD, BernoulliModel, GaussianModel
 from ._chi2_window import ChiSquareWindow
 from ._correlation import CorrelationShift
 from ._ks_window import KSWindow, KSWindowBank
 from ._nodrift import NoDrift
-from ._rbocpd import MultinomialRBOCPD, RBOCPD
+from ._rbocpd import RBOCPD, MultinomialRBOCPD
 from ._river import RiverDetector, adwin, ddm, eddm, hddm_a, hddm_w, kswin, page_hinkley
 
 __all__ = [

@@ -10,6 +10,7 @@ from typing import Any
 
 from river import tree
 
+from . import _jit_cache  # noqa: F401 - before any compiled kernel is defined
 from ._base import Expert, Features, Label, top_class
 from ._compiled_tree_expert import CompiledHoeffdingTree
 from ._features import FeatureVectorizer

@@ -5,6 +5,8 @@ choice, so no registry. A second router would come with a model setting that sel
 """
 from __future__ import annotations
 
+import experts._jit_cache  # noqa: F401 - before any compiled kernel is defined
+
 from ._base import Router
 from ._driftmoe import DriftMoERouter
 

@@ -1,0 +1,49 @@
+"""driftflow's numba cache locator: keyed by a digest of every compiled package's sources, so a
+change to an inlined kernel in another file cannot leave stale compiled code, and a copy of the
+code in another folder (a Ray job's working dir) finds the same cache."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from experts import _jit_cache
+from experts._compiled_tree_kernels import tree_predict_proba
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_driftflow_kernels_are_cached_under_the_sources_digest() -> None:
+    locator = tree_predict_proba._cache._impl.locator
+    assert isinstance(locator, _jit_cache.SourcesDigestLocator)
+    assert locator.get_source_stamp() == _jit_cache.sources_digest()
+    assert _jit_cache.sources_digest() in locator.get_cache_path()
+
+
+def test_other_code_keeps_numbas_own_locator(tmp_path: Path) -> None:
+    outside = tmp_path / "mine.py"
+    outside.write_text("def f():\n    return 1\n")
+    assert _jit_cache.SourcesDigestLocator.from_function(lambda: 1, str(outside)) is None
+
+
+def _cache_path_in(root: Path, cache: Path) -> str:
+    code = ("from experts._compiled_tree_kernels import tree_predict_proba as f; "
+            "print(f._cache._impl.locator.get_cache_path())")
+    env = {**os.environ, _jit_cache.CACHE_ENV: str(cache), "PYTHONPATH": str(root)}
+    return subprocess.run([sys.executable, "-c", code], cwd=root, env=env, check=True,
+                          capture_output=True, text=True).stdout.strip()
+
+
+def test_a_copy_elsewhere_shares_the_cache_and_a_changed_source_does_not(tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    for package in ("experts", "detectors", "router", "pipelines"):
+        shutil.copytree(ROOT / package, copy / package,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    cache = tmp_path / "cache"
+    original = _cache_path_in(ROOT, cache)
+    assert _cache_path_in(copy, cache) == original
+    with open(copy / "experts" / "_compiled_rng.py", "a") as f:   # a kernel others inline
+        f.write("\n# changed\n")
+    assert _cache_path_in(copy, cache) != original
