@@ -51,6 +51,10 @@ def test_a_snapshot_whose_arrays_do_not_fit_is_refused():
     arrays["router.w3"] = arrays["router.w3"][:, :5].copy()   # fewer outputs than experts
     with pytest.raises(CheckpointError):
         AdaptiveModel.restore(seal(pack_arrays(meta, arrays), schema=SNAPSHOT_SCHEMA))
+    meta, arrays = unpack_arrays(unseal(model.snapshot())[1])
+    arrays["router.w2"] = arrays["router.w2"][:4].copy()   # a layer the kernels would overrun
+    with pytest.raises(CheckpointError, match="router.w2"):
+        AdaptiveModel.restore(seal(pack_arrays(meta, arrays), schema=SNAPSHOT_SCHEMA))
 
 
 def _prequential_accuracy(model, stream) -> float:

@@ -33,6 +33,7 @@ from pipelines.models.compiled.moe_kernels import (
 from pipelines.models.compiled.store import (
     ArraySnapshots,
     check_inputs_and_router,
+    shaped_as,
     within,
 )
 from router._compiled import (
@@ -73,6 +74,7 @@ class _CompiledMoE(ArraySnapshots, AdaptiveModel):
         self.temperature = temperature
         self.lr = lr
         self.hidden = tuple(hidden)
+        self._batch_size = batch_size
         if len(self.hidden) != 2 or min(self.hidden) < 1 or temperature <= 0 or batch_size < 1:
             raise ValueError("need two hidden sizes >= 1, temperature > 0, batch size >= 1")
         self._encoder = RecordEncoder()
@@ -144,11 +146,14 @@ class _CompiledMoE(ArraySnapshots, AdaptiveModel):
 
     def _restored(self) -> None:
         """Checks the arrays against each other and the encoder (CheckpointError)."""
-        if (self.router.w1.shape[1], self.router.w2.shape[1], self.inputs.slot_of.shape[0],
-                self.rng.shape, self.learned.shape) != (
-                *self.hidden, self._encoder.n_features, (1,), (1,)):
-            raise CheckpointError("snapshot router, inputs and encoder do not fit together")
-        check_inputs_and_router(self.inputs, self.router)
+        inputs, router = self.inputs, self.router
+        if (inputs.slot_of.shape[0], self.rng.shape, self.learned.shape) != (
+                self._encoder.n_features, (1,), (1,)):
+            raise CheckpointError("snapshot inputs, RNG or count do not fit the encoder")
+        shaped_as("inputs", new_inputs(*inputs.slot_of.shape, inputs.count.shape[0]), inputs)
+        shaped_as("router", new_router(inputs.count.shape[0], self.hidden, router.w3.shape[1],
+                                       self._batch_size, np.zeros(1, np.uint64)), router)
+        check_inputs_and_router(inputs, router)
         within("learned", self.learned, 0, 2**62)
         self._check_parts()
         self._version = self._encoder.version

@@ -121,14 +121,20 @@ def _check_shapes(model: Any) -> None:
         "pool": new_pool_arrays(n_slots, model.revival_window, n_features),
     }
     for part, fresh in template.items():
-        for name, want, got in zip(fresh._fields, fresh, getattr(model, part)):
-            if want.shape != got.shape:
-                raise CheckpointError(f"snapshot array {part}.{name} has shape {got.shape}, "
-                                      f"expected {want.shape}")
+        shaped_as(part, fresh, getattr(model, part))
     trees = model.trees
     if (trees.settings.shape[0], trees.node_class_w.shape[2], trees.nominal_values.shape[1]) != (
             n_slots, n_classes, n_features) or model.rng.shape != (1,):
         raise CheckpointError("snapshot trees or RNG do not match the model's capacities")
+
+
+def shaped_as(part: str, fresh: tuple, got: tuple) -> None:
+    """CheckpointError unless every array of ``got`` has the shape of ``fresh``'s (the same
+    NamedTuple, built fresh for the snapshot's capacities)."""
+    for name, want, have in zip(fresh._fields, fresh, got):
+        if want.shape != have.shape:
+            raise CheckpointError(f"snapshot array {part}.{name} has shape {have.shape}, "
+                                  f"expected {want.shape}")
 
 
 def within(name: str, a: np.ndarray, low: int, high: int) -> None:
