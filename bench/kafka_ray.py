@@ -4,7 +4,8 @@ against two, and restart of a SIGKILLed actor to its first new prediction.
 One run, one machine, so the figures are comparable as ratios:
 
 - **in-memory**: the topic's messages read into a list first, then each partition's messages
-  decoded (the same JSON decoder) and run through its own `ModelHost` in this process, timed.
+  decoded (the same JSON decoder) and run through its own `ModelHost` in this process, timed,
+  in batches of the worker's poll size (`ModelHost.process_many`, as the worker learns a poll).
 - **kafka, N actors**: `driftflow run --runtime ray --until-end` on the same topic (predictions,
   drift events and dead letters produced to Kafka, checkpoints every ``--checkpoint-every``).
   *steady* = records / the slowest worker's loop seconds (consume, predict, learn, produce,
@@ -50,6 +51,7 @@ from pipelines.models import make_model
 from pipelines.runners.kafka_config import KafkaClientConfig
 from pipelines.runners.kafka_io import NO_CONFIG, confluent_settings
 from pipelines.runners.ray.driver import init_local_ray
+from pipelines.runners.ray.worker import POLL_MAX_RECORDS
 from pipelines.sources import open_source
 from pipelines.validation import JsonDecoder
 
@@ -107,8 +109,9 @@ def in_memory(bootstrap: str, topic: str, model: str, seed: int, n: int,
     for p, ms in sorted(messages.items()):
         host = ModelHost(make_model(model, seed=seed + p))
         decode = JsonDecoder(target="y")
-        for m in ms:
-            host.process(decode(m.value, m.offset, m.partition))
+        for at in range(0, len(ms), POLL_MAX_RECORDS):
+            host.process_many([decode(m.value, m.offset, m.partition)
+                               for m in ms[at:at + POLL_MAX_RECORDS]])
         hosts.append(host)
     seconds, cpu = time.perf_counter() - t0, time.thread_time() - cpu0
     accuracy = sum(h.metrics.correct for h in hosts) / sum(h.metrics.n for h in hosts)
