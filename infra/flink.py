@@ -24,7 +24,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from infra.kafka import MVN_TIMEOUT_S, _locked, cache_dir
+from infra.kafka_layout import MVN_TIMEOUT_S, _locked, cache_dir
 
 __all__ = ["CONNECTOR_VERSION", "FlinkInfraError", "connector_jar", "ensure_connector", "main"]
 

@@ -1,9 +1,9 @@
 """A real single-node Apache Kafka 4.x broker (KRaft), started by the project itself.
 
-Why one module of ~800 lines: it is the broker's whole life cycle for tests, CI and users (fetch
-the jars, write the config, start, wait, stop, status, console clients and its CLI), one concern
-read top to bottom; its parts share the cache, state and port layout defined here. Splitting it
-(fetch / config / process / CLI) is worth doing once the SASL work in it has settled.
+This module is the broker's process life cycle (start, wait, stop, status) and its CLI; where its
+files live and the jar fetch are in `infra.kafka_layout`, its configuration in
+`infra.kafka_config`, console clients and topic creation in `infra.kafka_tools`. The public
+names of all four are re-exported here.
 
 The broker's jars come from Maven Central through ``mvn`` (see ``infra/pom.xml``) and are cached
 under ``infra/.cache/`` (or ``$DRIFTFLOW_CACHE``); the broker runs detached as
@@ -34,25 +34,56 @@ CA made for this broker (``infra/kafka_tls.py``); clients trust ``<state>/tls/ca
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
-import fcntl
 import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from infra.kafka_config import (
+    SaslPlain,
+    _broker_log4j,
+    _cluster_id,
+    _sasl_kwargs,
+    _server_properties,
+)
+from infra.kafka_layout import (
+    FORMAT_TIMEOUT_S,
+    HOST,
+    KAFKA_VERSION,
+    MAIN_CLASS,
+    PROBE_TIMEOUT_MS,
+    START_TIMEOUT_S,
+    STOP_TIMEOUT_S,
+    STORAGE_TOOL,
+    KafkaInfraError,
+    PortInUseError,
+    _classpath,
+    _java,
+    _locked,
+    _log_file,
+    _pid_alive,
+    _port_open,
+    _read_state,
+    _state_file,
+    bootstrap,
+    default_port,
+    ensure_jars,
+    fetch_info,
+    free_port,
+    is_running,
+    jars_dir,
+    log_tail,
+    state_dir,
+)
 from infra.kafka_tls import TlsError, ensure_tls
+from infra.kafka_tools import console_consumer_cmd, console_producer_cmd, create_topic
 
 __all__ = [
     "KAFKA_VERSION",
@@ -74,76 +105,6 @@ __all__ = [
     "stop",
 ]
 
-KAFKA_VERSION = os.environ.get("DRIFTFLOW_KAFKA_VERSION", "4.3.1")
-DEFAULT_PORT = 9092
-HOST = "127.0.0.1"  # loopback only: nothing here is meant to be reachable from outside
-NODE_ID = 1
-
-MAIN_CLASS = "kafka.Kafka"  # what kafka-server-start.sh runs
-STORAGE_TOOL = "kafka.tools.StorageTool"  # what kafka-storage.sh runs
-CONSOLE_PRODUCER = "org.apache.kafka.tools.ConsoleProducer"  # kafka-console-producer.sh (4.x)
-CONSOLE_CONSUMER = "org.apache.kafka.tools.consumer.ConsoleConsumer"  # kafka-console-consumer.sh (4.x)
-
-# A cold `mvn dependency:copy-dependencies` of ~55 MB measured 4-7 s here; 15 minutes covers a
-# slow mirror on CI without letting a hung download eat the whole 90-minute CI budget.
-MVN_TIMEOUT_S = 900.0
-# `kafka-storage format` is one short JVM run (~2-4 s on 2 cores); 120 s only guards against a hang.
-FORMAT_TIMEOUT_S = 120.0
-# Cold JVM + KRaft self-election measured ~5-10 s on this 2-core machine; 90 s leaves headroom for
-# CI, where Ray or Flink may be starting on the same two cores at the same time.
-START_TIMEOUT_S = float(os.environ.get("DRIFTFLOW_KAFKA_START_TIMEOUT", "90"))
-# SIGTERM makes Kafka do a controlled shutdown (flush, close logs), a few seconds for one node;
-# after 30 s it is stuck, and SIGKILL is safe (the log is recovered on the next start).
-STOP_TIMEOUT_S = 30.0
-# One readiness probe (TCP connect + metadata) must not block the wait loop for long.
-PROBE_TIMEOUT_MS = 3000
-# Topic creation plus leader election for a handful of partitions takes well under a second on
-# one node; 30 s covers a broker that is still loading its log after a restart.
-TOPIC_TIMEOUT_S = 30.0
-# Lock waits: another process may be fetching jars (minutes on a cold cache) or starting the broker.
-LOCK_TIMEOUT_S = MVN_TIMEOUT_S + START_TIMEOUT_S
-
-INFRA_DIR = Path(__file__).resolve().parent
-POM = INFRA_DIR / "pom.xml"
-
-
-class KafkaInfraError(RuntimeError):
-    """The broker or its jars could not be brought up; the message says why (with a log tail)."""
-
-
-class PortInUseError(KafkaInfraError):
-    """The requested port is taken by a process that is not our broker."""
-
-
-@dataclass(frozen=True)
-class SaslPlain:
-    """The one user of a SASL/PLAIN listener; the password stays out of the repr."""
-
-    username: str
-    password: str = field(repr=False)
-
-    def __post_init__(self) -> None:
-        for what, value in (("user", self.username), ("password", self.password)):
-            if not value or any(c in value for c in '"\\;\n\r') or value != value.strip():
-                raise KafkaInfraError(f"--sasl-plain: the {what} must be non-empty, without quotes, "
-                                      f"backslashes, semicolons, newlines or surrounding spaces")
-
-    @classmethod
-    def parse(cls, text: str) -> SaslPlain:
-        """``USER:PASSWORD``, or ``USER`` with the password in $DRIFTFLOW_KAFKA_BROKER_PASSWORD."""
-        user, sep, password = text.partition(":")
-        if not sep:
-            password = os.environ.get("DRIFTFLOW_KAFKA_BROKER_PASSWORD", "")
-            if not password:
-                raise KafkaInfraError("--sasl-plain USER needs DRIFTFLOW_KAFKA_BROKER_PASSWORD "
-                                      "(or give USER:PASSWORD)")
-        return cls(user, password)
-
-    def jaas(self) -> str:
-        """The listener's JAAS line: the broker's own login and the one user it accepts."""
-        return ("org.apache.kafka.common.security.plain.PlainLoginModule required "
-                f'username="{self.username}" password="{self.password}" '
-                f'user_{self.username}="{self.password}";')
 
 
 @dataclass(frozen=True)
@@ -163,306 +124,6 @@ class BrokerInfo:
     tls_bootstrap: str | None = None    # the SSL listener, when there is one
     tls_ca: str | None = None           # the CA certificate its clients trust
     sasl_user: str | None = None
-
-
-# --------------------------------------------------------------------------------------------
-# paths
-
-
-def cache_dir() -> Path:
-    """Root of the jar cache (``$DRIFTFLOW_CACHE`` or ``infra/.cache``)."""
-    return Path(os.environ.get("DRIFTFLOW_CACHE") or INFRA_DIR / ".cache").resolve()
-
-
-def jars_dir(version: str = KAFKA_VERSION) -> Path:
-    """Directory holding the broker + tools jars of ``version``."""
-    return cache_dir() / f"kafka-{version}" / "jars"
-
-
-def state_dir() -> Path:
-    """Directory holding the broker's data, logs, config and pid file."""
-    env = os.environ.get("DRIFTFLOW_KAFKA_STATE")
-    return Path(env).resolve() if env else cache_dir() / "run" / "kafka"
-
-
-def _state_file() -> Path:
-    return state_dir() / "state.json"
-
-
-def _log_file() -> Path:
-    return state_dir() / "logs" / "kafka.out"
-
-
-def default_port() -> int:
-    """Client port: ``$DRIFTFLOW_KAFKA_PORT`` or 9092."""
-    return int(os.environ.get("DRIFTFLOW_KAFKA_PORT") or DEFAULT_PORT)
-
-
-def _java() -> str:
-    home = os.environ.get("JAVA_HOME")
-    if home and (Path(home) / "bin" / "java").exists():
-        return str(Path(home) / "bin" / "java")
-    java = shutil.which("java")
-    if not java:
-        raise KafkaInfraError("java not found (Kafka 4.x needs Java 17+): install a JDK or set JAVA_HOME")
-    return java
-
-
-@contextlib.contextmanager
-def _locked(name: str, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
-    """Inter-process lock so two callers never fetch jars or start the broker at once."""
-    root = cache_dir()
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / f".{name}.lock", "w") as fh:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise KafkaInfraError(f"timed out waiting for lock {root / f'.{name}.lock'}") from None
-                time.sleep(0.2)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-# --------------------------------------------------------------------------------------------
-# jars
-
-_TOOLS_LOG4J = """\
-# Console tools: warnings and errors to stderr only, so stdout carries just the records.
-status = error
-appender.err.type = Console
-appender.err.name = STDERR
-appender.err.target = SYSTEM_ERR
-appender.err.layout.type = PatternLayout
-appender.err.layout.pattern = [%d] %p %m (%c)%n
-rootLogger.level = warn
-rootLogger.appenderRef.err.ref = STDERR
-"""
-
-
-def _tools_log4j(version: str = KAFKA_VERSION) -> Path:
-    return jars_dir(version).parent / "tools-log4j2.properties"
-
-
-def ensure_jars(version: str = KAFKA_VERSION, *, quiet: bool = True) -> Path:
-    """Fetch Kafka's broker and tools jars (with runtime deps) once; return the jar directory.
-
-    Idempotent: a complete cache (marker file ``.complete``) is reused without touching the
-    network. A cold fetch runs ``mvn -B dependency:copy-dependencies`` on ``infra/pom.xml``.
-    """
-    target = jars_dir(version)
-    marker = target / ".complete"
-    if marker.exists():
-        return target
-    mvn = shutil.which("mvn")
-    if not mvn:
-        raise KafkaInfraError("mvn not found: install Maven (apt-get install maven) to fetch Kafka's jars")
-    with _locked("kafka-jars"):
-        if marker.exists():  # another process fetched them while we waited
-            return target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix="jars-", dir=target.parent))
-        cmd = [mvn, "-B", "-f", str(POM), "dependency:copy-dependencies",
-               f"-Dkafka.version={version}", f"-DoutputDirectory={tmp}", "-DincludeScope=runtime"]
-        if quiet:
-            cmd.insert(1, "-q")
-        t0 = time.monotonic()
-        try:
-            proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                                  timeout=MVN_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise KafkaInfraError(f"mvn did not finish in {MVN_TIMEOUT_S:.0f} s: {' '.join(cmd)}") from None
-        if proc.returncode != 0 or not any(tmp.glob("kafka_2.13-*.jar")):
-            shutil.rmtree(tmp, ignore_errors=True)
-            out = (proc.stdout + proc.stderr)[-4000:]
-            raise KafkaInfraError(f"fetching Kafka {version} jars failed (mvn rc={proc.returncode}):\n{out}")
-        elapsed = time.monotonic() - t0
-        if target.exists():
-            shutil.rmtree(target)
-        tmp.rename(target)
-        _tools_log4j(version).write_text(_TOOLS_LOG4J)
-        marker.write_text(json.dumps({"version": version, "fetch_seconds": round(elapsed, 2),
-                                      "jars": len(list(target.glob("*.jar")))}) + "\n")
-        return target
-
-
-def fetch_info(version: str = KAFKA_VERSION) -> dict:
-    """What the last cold fetch recorded (version, seconds, jar count), or {} if not fetched."""
-    marker = jars_dir(version) / ".complete"
-    return json.loads(marker.read_text()) if marker.exists() else {}
-
-
-def _classpath(version: str = KAFKA_VERSION) -> str:
-    return str(ensure_jars(version) / "*")
-
-
-# --------------------------------------------------------------------------------------------
-# config
-
-
-def _cluster_id() -> str:
-    """A Kafka cluster id: a random UUID, base64url without padding (what `random-uuid` prints)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-
-
-def _listeners(port: int, cport: int, sasl: SaslPlain | None, sasl_port: int | None,
-               plaintext: bool, tls_port: int | None = None,
-               keystore: Path | None = None) -> list[str]:
-    """The listener lines: PLAINTEXT (unless not ``plaintext``), SASL_PLAINTEXT/PLAIN with
-    ``sasl``, SSL with ``keystore`` (a PEM key and chain), and the controller's (PLAINTEXT,
-    loopback)."""
-    client = ([f"PLAINTEXT://{HOST}:{port}"] if plaintext else []) + (
-        [f"SASL_PLAINTEXT://{HOST}:{sasl_port}"] if sasl else []) + (
-        [f"SSL://{HOST}:{tls_port}"] if keystore else [])
-    lines = [f"listeners={','.join([*client, f'CONTROLLER://{HOST}:{cport}'])}",
-             f"advertised.listeners={','.join(client)}",
-             ("listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,"
-              "SSL:SSL,CONTROLLER:PLAINTEXT"),
-             f"inter.broker.listener.name={'PLAINTEXT' if plaintext else 'SASL_PLAINTEXT'}"]
-    if sasl:
-        lines += ["sasl.enabled.mechanisms=PLAIN", "sasl.mechanism.inter.broker.protocol=PLAIN",
-                  f"listener.name.sasl_plaintext.plain.sasl.jaas.config={sasl.jaas()}"]
-    if keystore:
-        lines += ["listener.name.ssl.ssl.keystore.type=PEM",
-                  f"listener.name.ssl.ssl.keystore.location={keystore}"]
-    return lines
-
-
-def _server_properties(port: int, cport: int, data: Path, sasl: SaslPlain | None = None,
-                       sasl_port: int | None = None, plaintext: bool = True,
-                       tls_port: int | None = None, keystore: Path | None = None) -> str:
-    return "\n".join([
-        "# written by infra/kafka.py: single-node KRaft broker+controller on loopback",
-        "process.roles=broker,controller",
-        f"node.id={NODE_ID}",
-        f"controller.quorum.voters={NODE_ID}@{HOST}:{cport}",
-        *_listeners(port, cport, sasl, sasl_port, plaintext, tls_port, keystore),
-        "controller.listener.names=CONTROLLER",
-        f"log.dirs={data}",
-        "num.partitions=1",
-        "default.replication.factor=1",
-        "auto.create.topics.enable=true",
-        "offsets.topic.replication.factor=1",
-        "offsets.topic.num.partitions=4",  # 50 by default: slow to create on a small machine
-        "transaction.state.log.replication.factor=1",
-        "transaction.state.log.min.isr=1",
-        "transaction.state.log.num.partitions=4",
-        "share.coordinator.state.topic.replication.factor=1",
-        "share.coordinator.state.topic.min.isr=1",
-        "group.initial.rebalance.delay.ms=0",
-        "num.network.threads=2",
-        "num.io.threads=4",
-        "log.retention.hours=24",
-        "",
-    ])
-
-
-def _broker_log4j(logs: Path) -> str:
-    return f"""\
-# written by infra/kafka.py: broker logs to files under {logs}
-status = error
-appender.server.type = RollingFile
-appender.server.name = SERVER
-appender.server.fileName = {logs}/server.log
-appender.server.filePattern = {logs}/server.log.%i
-appender.server.layout.type = PatternLayout
-appender.server.layout.pattern = [%d] %p %m (%c)%n
-appender.server.policies.type = Policies
-appender.server.policies.size.type = SizeBasedTriggeringPolicy
-appender.server.policies.size.size = 20MB
-appender.server.strategy.type = DefaultRolloverStrategy
-appender.server.strategy.max = 3
-rootLogger.level = info
-rootLogger.appenderRef.server.ref = SERVER
-logger.kafka.name = kafka
-logger.kafka.level = info
-logger.apache.name = org.apache.kafka
-logger.apache.level = info
-"""
-
-
-# --------------------------------------------------------------------------------------------
-# process state
-
-
-def _read_state() -> dict:
-    try:
-        return json.loads(_state_file().read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def _pid_alive(pid: int) -> bool:
-    """True if ``pid`` is a live (not zombie) Kafka broker JVM."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    proc = Path(f"/proc/{pid}")
-    if proc.exists():
-        try:
-            stat = (proc / "stat").read_text()
-            if stat.rsplit(")", 1)[1].split()[0] == "Z":
-                return False
-            return MAIN_CLASS in (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
-        except OSError:
-            return False
-    return True
-
-
-def is_running() -> bool:
-    """True if the broker started by this module is alive."""
-    return _pid_alive(int(_read_state().get("pid", 0)))
-
-
-def bootstrap() -> str:
-    """Bootstrap string of the running broker (or of the default port when none runs)."""
-    st = _read_state()
-    return st["bootstrap"] if st and is_running() else f"{HOST}:{default_port()}"
-
-
-_current_bootstrap = bootstrap  # parameters named `bootstrap` shadow the function below
-
-
-def log_tail(lines: int = 40) -> str:
-    """Last lines of the broker's stdout/stderr and server.log (for error messages)."""
-    out = []
-    for path in (_log_file(), state_dir() / "logs" / "server.log"):
-        if path.exists():
-            text = path.read_text(errors="replace").splitlines()[-lines:]
-            out.append(f"--- {path} (last {len(text)} lines)\n" + "\n".join(text))
-    return "\n".join(out) or f"(no broker log under {state_dir() / 'logs'})"
-
-
-def _port_open(port: int, timeout: float = 0.5) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.settimeout(timeout)
-        return s.connect_ex((HOST, port)) == 0
-
-
-def free_port() -> int:
-    """A currently free TCP port on 127.0.0.1 (chosen by the kernel)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def _sasl_kwargs(sasl: SaslPlain | None) -> dict[str, str]:
-    """kafka-python's keywords for a SASL/PLAIN login (none without ``sasl``)."""
-    if sasl is None:
-        return {}
-    return {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "PLAIN",
-            "sasl_plain_username": sasl.username, "sasl_plain_password": sasl.password}
 
 
 def _probe(boot: str, sasl: SaslPlain | None = None) -> bool:
@@ -669,73 +330,6 @@ def status() -> dict:
             "tls_bootstrap": st.get("tls_bootstrap"), "tls_ca": st.get("tls_ca"),
             "log_file": st.get("log_file", str(_log_file())), "server_log": st.get("server_log"),
             "jars": str(jars_dir(st.get("version", KAFKA_VERSION)))}
-
-
-# --------------------------------------------------------------------------------------------
-# tools
-
-
-def _tool_cmd(main_class: str, version: str) -> list[str]:
-    cp = _classpath(version)
-    return [_java(), "-Xmx256m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC",
-            f"-Dlog4j2.configurationFile={_tools_log4j(version)}", "-cp", cp, main_class]
-
-
-def console_producer_cmd(topic: str, bootstrap: str | None = None, *, extra: Sequence[str] = (),
-                         version: str = KAFKA_VERSION) -> list[str]:
-    """Command line of Kafka's own console producer (one record per stdin line)."""
-    return [*_tool_cmd(CONSOLE_PRODUCER, version), "--bootstrap-server", bootstrap or _current_bootstrap(),
-            "--topic", topic, *extra]
-
-
-def console_consumer_cmd(topic: str, bootstrap: str | None = None, *, from_beginning: bool = True,
-                         max_messages: int | None = None, timeout_ms: int | None = None,
-                         extra: Sequence[str] = (), version: str = KAFKA_VERSION) -> list[str]:
-    """Command line of Kafka's own console consumer (one record per stdout line)."""
-    cmd = [*_tool_cmd(CONSOLE_CONSUMER, version), "--bootstrap-server",
-           bootstrap or _current_bootstrap(), "--topic", topic]
-    if from_beginning:
-        cmd.append("--from-beginning")
-    if max_messages is not None:
-        cmd += ["--max-messages", str(max_messages)]
-    if timeout_ms is not None:
-        cmd += ["--timeout-ms", str(timeout_ms)]
-    return [*cmd, *extra]
-
-
-def create_topic(name: str, partitions: int = 1, *, replication_factor: int = 1,
-                 bootstrap: str | None = None, configs: dict[str, str] | None = None,
-                 exist_ok: bool = True, timeout: float = TOPIC_TIMEOUT_S,
-                 client: dict[str, Any] | None = None) -> None:
-    """Create a topic via kafka-python's admin client and wait until every partition has a leader.
-    ``client``: more kafka-python keywords (a secured cluster's settings)."""
-    from kafka import KafkaAdminClient
-    from kafka.admin import NewTopic
-    from kafka.errors import TopicAlreadyExistsError
-
-    boot = bootstrap or _current_bootstrap()
-    admin = KafkaAdminClient(bootstrap_servers=boot, client_id="driftflow-infra",
-                             request_timeout_ms=int(timeout * 1000), **(client or {}))
-    try:
-        try:
-            admin.create_topics([NewTopic(name, partitions, replication_factor,
-                                          topic_configs=dict(configs or {}))],
-                                timeout_ms=int(timeout * 1000))
-        except TopicAlreadyExistsError:
-            if not exist_ok:
-                raise
-        deadline = time.monotonic() + timeout
-        while True:
-            topics = admin.describe_topics([name])
-            parts = topics[0].get("partitions") or [] if topics else []
-            if (topics and topics[0].get("error_code", 0) == 0 and parts
-                    and all(p.get("leader_id", p.get("leader", -1)) >= 0 for p in parts)):
-                return
-            if time.monotonic() > deadline:
-                raise KafkaInfraError(f"topic {name!r} has no leader for every partition after {timeout:.0f} s")
-            time.sleep(0.1)
-    finally:
-        admin.close()
 
 
 # --------------------------------------------------------------------------------------------
