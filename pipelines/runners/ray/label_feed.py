@@ -22,7 +22,6 @@ from pipelines.checkpoints.partition import LabelsState, load_labels, save_label
 from pipelines.records import DeadLetter
 from pipelines.runners import kafka_io as kio
 from pipelines.runners.kafka_job import KafkaJob
-from pipelines.sinks import kafka_messages as formats
 
 # Labels read ahead of the records (replaying a backlog) wait in memory until the records catch
 # up with their timestamps: 10,000 label messages are a few MB; past it the reader stops reading.
@@ -48,17 +47,17 @@ def timestamp_ms(message: Any) -> int | None:
 class LabelFeed:
     """The labels topic of one worker (``partitions`` names the worker, for its checkpoint).
 
-    ``send(topic, value)`` produces a dead letter for a label message that is not
+    ``send_dead_letter(dead, source_topic)`` produces a dead letter for a label message that is not
     ``{"id": ..., "<target>": ...}``; ``route(id, y)`` offers a label to the worker's waiting
     records (True: one took it), else the feed holds it as an orphan.
     """
 
     def __init__(self, job: KafkaJob, partitions: list[int],
-                 send: Callable[[str, bytes], None],
+                 send_dead_letter: Callable[[DeadLetter, str], None],
                  route: Callable[[Hashable, Hashable], bool]) -> None:
         self.job = job
         self.partitions = partitions
-        self._send = send
+        self._send_dead_letter = send_dead_letter
         self._route = route
         self.orphans = job.new_joiner()   # labels whose record this worker has not seen
         self.offsets: dict[int, int] = {}   # next offset to apply, per labels partition
@@ -171,8 +170,7 @@ class LabelFeed:
             self.invalid += 1
             dead = DeadLetter(m.offset(), f"invalid label message: {type(exc).__name__}: "
                               f"{str(exc)[:80]}", raw=m.value(), partition=m.partition())
-            self._send(self.job.output_topic("dead-letter"),
-                       formats.dead_letter_message(dead, self.job.labels_topic))
+            self._send_dead_letter(dead, self.job.labels_topic)
             return
         if not self._route(id, y):
             self.orphans.hold_orphan(id, y)

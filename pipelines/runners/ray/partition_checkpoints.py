@@ -8,7 +8,11 @@ import time
 from collections.abc import Callable
 
 from pipelines.checkpoints import read_bytes, write_atomic
-from pipelines.checkpoints.partition import PartitionState, load_partition, save_partition
+from pipelines.checkpoints.partition import (
+    PartitionState,
+    load_partition,
+    save_partition,
+)
 from pipelines.host import ModelHost
 from pipelines.models import make_model
 from pipelines.runners.kafka_job import KafkaJob
