@@ -26,12 +26,6 @@ MODEL_REGISTRY: dict[str, Callable[[int], base.Classifier]] = {
 }
 """Every benchmarked model by name: ``factory(seed) -> River classifier``."""
 
-MODEL_LABELS = {
-    "adaptive": "adaptive (driftflow)", "driftmoe-data": "DriftMoE MoE-Data",
-    "driftmoe-task": "DriftMoE MoE-Task", "river-ht": "HoeffdingTree",
-    "river-hat": "HoeffdingAdaptiveTree", "river-arf10": "ARF(10)", "river-srp10": "SRP(10)",
-    "river-lb10": "LeveragingBagging(10)",
-}
 ARF, HT, MOE_DATA, ADAPTIVE = "river-arf10", "river-ht", "driftmoe-data", "adaptive"
 # SRP(10) and LeveragingBagging(10) run ~40 records/s on LED: at ci size they alone would take
 # ~3 h, so they run when asked (``--models``, or ``--models all``), not by default.

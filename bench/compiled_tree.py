@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 from river import tree
 
+from bench.provenance import commit_label
 from experts import CompiledHoeffdingTree
 from experts._compiled_tree import (
     grow_tree_pool,
@@ -42,14 +43,6 @@ MOA_DIR = HERE / "moa"
 PAPER = {"grace_period": 50, "delta": 1e-7, "tau": 0.05, "leaf_prediction": "nba"}
 _MAX_NODES = 100_000   # above any tree these streams grow: the cap never binds here
 _BATCH = 1000          # records a kernel call: a Kafka poll's worth
-
-
-def _commit() -> str:
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], capture_output=True, text=True, cwd=HERE,
-                              check=False).stdout.strip()
-    return git("rev-parse", "HEAD") + (" (dirty)" if git("status", "--porcelain",
-                                                         "--untracked-files=no") else "")
 
 
 def _accuracy(hits: float, n: int) -> float:
@@ -186,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="also bench/moa/README.md's 200,000-record LED drift (compiled and MOA)")
     args = p.parse_args(argv)
     compiled_batch(list(STREAMS["SEAa"](500, 0)), ())        # compile (or load the cache)
-    commit = _commit()
+    commit = commit_label()
     results = {name: run_stream(name, args.records, 0, not args.no_moa) for name in args.streams}
     if args.led_drift:
         results["LED drift 200k (bench/moa)"] = led_drift(not args.no_moa)

@@ -31,8 +31,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.detector_report import _fmt, write_report
-from bench.detector_scoring import (SLOW, AlwaysFire, NeverFire, contenders, run_benchmark,
-                                    score_run)
+from bench.detector_scoring import (
+    SLOW,
+    AlwaysFire,
+    NeverFire,
+    contenders,
+    run_benchmark,
+    score_run,
+)
 from bench.detector_streams import STREAMS, change_starts
 from bench.provenance import code_version, machine_info
 

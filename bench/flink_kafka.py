@@ -26,7 +26,6 @@ import datetime as _dt
 import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,8 +37,8 @@ HERE = Path(__file__).resolve().parent
 LOG_DIR = Path(tempfile.mkdtemp(prefix="driftflow-flink-log-"))
 os.environ["FLINK_LOG_DIR"] = str(LOG_DIR)   # before PyFlink starts its JVM
 
-from bench.harness import machine_info  # noqa: E402
 from bench.kafka_ray import in_memory, produce  # noqa: E402
+from bench.provenance import commit_label, machine_info  # noqa: E402
 from infra import kafka as infra_kafka  # noqa: E402
 from pipelines.runners.flink import FlinkOptions, run_flink  # noqa: E402
 from pipelines.runners.flink.operator import FAIL_ONCE_ENV  # noqa: E402
@@ -110,11 +109,6 @@ def flink_run(bootstrap: str, topic: str, n: int, name: str, options: FlinkOptio
     return out
 
 
-def _git_commit() -> str:
-    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                          text=True, cwd=HERE.parent).stdout.strip()
-
-
 def write_report(result: dict[str, Any], path: Path) -> None:
     """bench/FLINK.md: the table and the ratios."""
     rows = ["| path | records/s steady | records/s end-to-end | checkpoints (median / max ms) |",
@@ -162,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     produce(bootstrap, topic, "SEAa", n, seed=7)
     small = f"{topic}-small"
     produce(bootstrap, small, "SEAa", args.thread_records, seed=7)
-    result: dict[str, Any] = {"records": n, "commit": _git_commit(), "machine": machine_info(),
+    result: dict[str, Any] = {"records": n, "commit": commit_label(), "machine": machine_info(),
                               "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                               "fail_at": n // 8}
     result["in_process"] = in_memory(bootstrap, topic, "adaptive", 0, n)

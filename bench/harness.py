@@ -43,9 +43,22 @@ from typing import Any
 
 from tqdm import tqdm
 
-from bench.catalog import (DEFAULT_MODELS, DEFAULT_STREAMS, ELEC, MODEL_REGISTRY,
-                           PAPER_MOE_DATA, SIZES, SLOW_PEERS, resolve_stream)
-from bench.measure import DEFAULT_MEM_RECORDS, SMOKE_MEM_RECORDS, _init_worker, run_stream
+from bench.catalog import (
+    DEFAULT_MODELS,
+    DEFAULT_STREAMS,
+    ELEC,
+    MODEL_REGISTRY,
+    PAPER_MOE_DATA,
+    SIZES,
+    SLOW_PEERS,
+    resolve_stream,
+)
+from bench.measure import (
+    DEFAULT_MEM_RECORDS,
+    SMOKE_MEM_RECORDS,
+    _init_worker,
+    run_stream,
+)
 from bench.provenance import code_version, machine_info
 from bench.results import _json_default, add_ratios, aggregate, summarise
 from bench.results_md import plot_stream, render, summary_table, write_markdown

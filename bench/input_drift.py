@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -28,6 +27,7 @@ from typing import Any
 
 import detectors
 from bench.input_drift_streams import SCENARIOS, generate
+from bench.provenance import commit_label
 from pipelines.monitoring import InputDriftMonitor
 
 BEGIN, END = "<!-- input-drift:begin -->", "<!-- input-drift:end -->"
@@ -195,14 +195,6 @@ def write_section(md_path: Path, section: str) -> None:
     md_path.write_text(text, encoding="utf-8")
 
 
-def _commit() -> str:
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], capture_output=True, text=True, check=False,
-                              cwd=Path(__file__).parent).stdout.strip()
-    return git("rev-parse", "--short", "HEAD") + (" + uncommitted changes"
-                                                   if git("status", "--porcelain") else "")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.input_drift", description=__doc__.split(
         "\n")[0])
@@ -218,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         saved = json.loads(args.from_json.read_text(encoding="utf-8"))
         write_section(args.out_dir / "DETECTORS.md", render(saved, saved["config"]))
         return 0
-    commit, t0 = _commit(), time.perf_counter()   # the code measured: HEAD at the start
+    commit, t0 = commit_label(), time.perf_counter()   # the code measured: HEAD at the start
     results = run(args.seeds, args.records, args.window, args.ramp,
                   progress=lambda s: print(s, flush=True))
     config = {"commit": commit, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

@@ -6,8 +6,9 @@ import gc
 import math
 import pickle
 import time
-import tracemalloc
 import traceback
+import tracemalloc
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -128,7 +129,7 @@ def run_stream(task: dict[str, Any]) -> dict[str, Any]:
                 seconds=seconds, records_per_s=n / seconds if seconds > 0 else math.inf,
                 experts=_experts(model), state_bytes=_pickled_size(model),
                 drifts_detected=[e["position"] for e in events if e.get("kind") == "drift"],
-                event_counts=_count_kinds(events), curve=metrics.curve, state_curve=states,
+                event_counts=dict(Counter(e.get("kind", "?") for e in events)), curve=metrics.curve, state_curve=states,
                 state_spread_second_half=_second_half_spread(states, n),
             )
             del model, preds
@@ -151,14 +152,6 @@ def _pickled_size(model: Any) -> int | None:
         return None
 
 
-def _count_kinds(events: list[dict[str, Any]]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for e in events:
-        counts[e.get("kind", "?")] = counts.get(e.get("kind", "?"), 0) + 1
-    return counts
-
-
-_SLOT: Any = None
 _SLOT_ID = 0
 
 

@@ -29,6 +29,15 @@ def code_version(root: Path = ROOT) -> dict[str, Any]:
             "dirty": None if status is None else bool(status.strip())}
 
 
+def commit_label(version: dict[str, Any] | None = None) -> str:
+    """``abc1234def56`` or ``abc1234def56 (dirty)`` for a results file (``code_version()``'s by
+    default); ``unknown`` outside a git clone."""
+    version = code_version() if version is None else version
+    if not version.get("commit"):
+        return "unknown"
+    return version["commit"][:12] + (" (dirty)" if version.get("dirty") else "")
+
+
 def code_line(version: dict[str, Any] | None) -> str:
     """The Markdown line for a results file: ``- Code: commit `abc1234` ...``."""
     if not version or not version.get("commit"):

@@ -10,6 +10,7 @@ from typing import Any
 
 from bench.catalog import ARF, HT
 
+
 def _mean(values: Sequence[float | None]) -> float | None:
     vals = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
     return statistics.fmean(vals) if vals else None

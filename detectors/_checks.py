@@ -56,3 +56,13 @@ def check_label(x: Any, who: str) -> Hashable:
     if isinstance(x, float) and math.isnan(x):
         raise ValueError(f"{who} consumes class labels; got NaN")
     return x
+
+
+def check_window_settings(who: str, window: int, stride: int, alpha: float) -> None:
+    """The settings of a windowed test (records per window, records between tests, level)."""
+    if not (isinstance(window, int) and window >= 20):
+        raise ValueError(f"{who}: window must be an int >= 20 records; got {window!r}")
+    if not (isinstance(stride, int) and 1 <= stride <= window):
+        raise ValueError(f"{who}: stride must be an int in [1, window]; got {stride!r}")
+    if not (isinstance(alpha, (int, float)) and 0 < alpha < 1):
+        raise ValueError(f"{who}: alpha must be in (0, 1); got {alpha!r}")

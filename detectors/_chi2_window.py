@@ -22,7 +22,7 @@ import numpy as np
 from scipy.special import chdtrc
 
 from ._base import InputKind
-from ._checks import check_label
+from ._checks import check_label, check_window_settings
 from ._mixin import DetectorMixin
 
 __all__ = ["ChiSquareWindow", "chi_square_test"]
@@ -69,12 +69,7 @@ class ChiSquareWindow(DetectorMixin):
 
     def __init__(self, window: int = 1000, stride: int = 50, alpha: float = 1e-5,
                  max_categories: int = 64) -> None:
-        if not (isinstance(window, int) and window >= 20):
-            raise ValueError(f"ChiSquareWindow: window must be an int >= 20; got {window!r}")
-        if not (isinstance(stride, int) and 1 <= stride <= window):
-            raise ValueError(f"ChiSquareWindow: stride must be in [1, window]; got {stride!r}")
-        if not (isinstance(alpha, (int, float)) and 0 < alpha < 1):
-            raise ValueError(f"ChiSquareWindow: alpha must be in (0, 1); got {alpha!r}")
+        check_window_settings("ChiSquareWindow", window, stride, alpha)
         if not (isinstance(max_categories, int) and max_categories >= 2):
             raise ValueError(f"ChiSquareWindow: max_categories must be an int >= 2; "
                              f"got {max_categories!r}")

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ._base import InputKind
-from ._checks import as_real
+from ._checks import as_real, check_window_settings
 from ._ks_kernels import EVIDENCE, bank_step, bank_steps
 from ._mixin import DetectorMixin
 
@@ -36,15 +36,6 @@ _STATE_ARRAYS = ("_ref", "_ref_n", "_win", "_win_n", "_win_pos", "_stat", "_evid
 def ks_critical(alpha: float, n: int, m: int) -> float:
     """Asymptotic two-sample KS critical distance at level ``alpha`` for samples of n and m."""
     return math.sqrt(-0.5 * math.log(alpha / 2.0)) * math.sqrt((n + m) / (n * m))
-
-
-def _check_settings(who: str, window: int, stride: int, alpha: float) -> None:
-    if not (isinstance(window, int) and window >= 20):
-        raise ValueError(f"{who}: window must be an int >= 20 records; got {window!r}")
-    if not (isinstance(stride, int) and 1 <= stride <= window):
-        raise ValueError(f"{who}: stride must be an int in [1, window]; got {stride!r}")
-    if not (isinstance(alpha, (int, float)) and 0 < alpha < 1):
-        raise ValueError(f"{who}: alpha must be in (0, 1); got {alpha!r}")
 
 
 class KSWindowBank:
@@ -59,7 +50,7 @@ class KSWindowBank:
 
     def __init__(self, channels: int = 1, window: int = 1000, stride: int = 50,
                  alpha: float = 1e-5) -> None:
-        _check_settings("KSWindowBank", window, stride, alpha)
+        check_window_settings("KSWindowBank", window, stride, alpha)
         self.window, self.stride, self.alpha = window, stride, alpha
         self._crit = ks_critical(alpha, window, window)
         self._n = 0
@@ -180,7 +171,7 @@ class KSWindow(DetectorMixin):
     input_kinds: tuple[InputKind, ...] = ("real",)
 
     def __init__(self, window: int = 1000, stride: int = 50, alpha: float = 1e-5) -> None:
-        _check_settings("KSWindow", window, stride, alpha)
+        check_window_settings("KSWindow", window, stride, alpha)
         self.window, self.stride, self.alpha = window, stride, alpha
         self.reset()
 

@@ -188,8 +188,9 @@ def grow_tree_pool(
     return new
 
 
-def _capacity(needed: int, current: int) -> int:
-    """Room for ``needed`` value indices: ``current`` doubled until it fits (at least 2)."""
+def doubled_capacity(needed: int, current: int) -> int:
+    """Room for ``needed`` items (value indices, classes, slots): ``current`` doubled until it
+    fits (at least 2), so arrays grow by doubling."""
     capacity = max(current, 2)
     while capacity < needed:
         capacity *= 2
@@ -208,8 +209,8 @@ def ensure_tree_capacity(pool: TreePool, n_classes: int, nominal_sizes: np.ndarr
     wanted = current.copy()
     for f in np.flatnonzero(current > 0):
         if sizes[f] > current[f]:
-            wanted[f] = _capacity(int(sizes[f]), int(current[f]))
-    extra = np.array([_capacity(int(s), 0) if s > 0 else 0 for s in sizes[n_old:]], np.int64)
+            wanted[f] = doubled_capacity(int(sizes[f]), int(current[f]))
+    extra = np.array([doubled_capacity(int(s), 0) if s > 0 else 0 for s in sizes[n_old:]], np.int64)
     wanted = np.concatenate([wanted, extra])
     if n_classes <= pool.node_class_w.shape[2] and np.array_equal(wanted, current):
         return pool

@@ -304,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args)
     except (ValueError, OSError, KafkaUnavailable) as exc:   # SourceError, CheckpointError,
         # KafkaConfigError, a missing file or an unwritable --out included
-        from pipelines.validation import printable   # one line, no control characters
+        from pipelines.validation import printable  # one line, no control characters
 
         print(f"driftflow: error: {printable(exc, 1000)}", file=sys.stderr)
         return 2

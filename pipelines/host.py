@@ -34,7 +34,6 @@ from pipelines.monitoring import InputDriftMonitor
 from pipelines.records import DeadLetter, Record
 from pipelines.validation import InputError, check_features, check_label
 
-
 #: Scored predictions a concept drift event's evidence calls "recent" (the rest of the
 #: accuracy window, up to 1,000 by default, is "before").
 EVIDENCE_RECENT = 200

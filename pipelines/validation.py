@@ -299,7 +299,6 @@ class JsonDecoder:
         require_label: bool = True,
     ) -> None:
         self.target = target
-        self.validator = validator
         self.require_label = require_label
         self._validator = validator
 

@@ -44,8 +44,8 @@ def test_properties_file_and_environment_map_to_both_clients(tmp_path: Path) -> 
                                      "sasl_mechanism": "PLAIN", "sasl_plain_username": "alice",
                                      "sasl_plain_password": SECRET, "reconnect_backoff_ms": 200}
     job = KafkaJob("127.0.0.1:1", "t", client_config=config)
-    assert job.kafka_client_config()["sasl.password"] == SECRET
-    assert job.kafka_python_config()["sasl_plain_password"] == SECRET
+    assert job.client_config.confluent()["sasl.password"] == SECRET
+    assert job.client_config.kafka_python()["sasl_plain_password"] == SECRET
     # the secret travels to the actors (pickled) but shows in no repr or str
     assert pickle.loads(pickle.dumps(job)).client_config == config
     for text in (repr(config), str(config), repr(job), str(job)):

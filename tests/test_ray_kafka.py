@@ -3,8 +3,8 @@ metrics, and deterministic recovery after SIGKILL of an actor's process. Nothing
 from __future__ import annotations
 
 import json
-import os
 import logging
+import os
 import re
 import signal
 import subprocess
@@ -18,14 +18,14 @@ from typing import Any
 import pytest
 
 from infra import kafka as infra_kafka
-from tests.support import unavailable
-from pipelines.runners import kafka_io as kio
-from pipelines.checkpoints.partition import load_labels, load_partition, partition_parts
-from pipelines.runners.kafka_job import KafkaJob
-from pipelines.runners.ray.worker import PartitionWorker
-from pipelines.runners.ray.driver import init_local_ray
 from pipelines.checkpoints import read_bytes, unseal
+from pipelines.checkpoints.partition import load_labels, load_partition, partition_parts
+from pipelines.runners import kafka_io as kio
+from pipelines.runners.kafka_job import KafkaJob
+from pipelines.runners.ray.driver import init_local_ray
+from pipelines.runners.ray.worker import PartitionWorker
 from pipelines.sources import open_source
+from tests.support import unavailable
 
 pytestmark = pytest.mark.integration
 
@@ -650,7 +650,7 @@ def test_worker_batches_send_what_the_record_path_sends(kafka_broker: str, tmp_p
         for m in messages:
             result = host.process(decoder(m.value, m.offset, p, key=formats.key_text(m.key)))
             if isinstance(result, Prediction):
-                sent = formats.prediction_message(result, host.model.n_learned)
+                sent = formats.prediction_message(result)
                 expected["predictions"].append(json.loads(sent))
             else:
                 sent = formats.dead_letter_message(result, topic)

@@ -101,9 +101,9 @@ def load_partition(blob: bytes, target: str) -> PartitionState:
                          drift_positions=[int(p) for p in saved["drift_positions"]],
                          joiner=joiner, input_monitor=_monitor(saved.get("input_monitor")),
                          input_drifts=list(saved.get("input_drifts", [])))
-        decoder = JsonDecoder(target=target, require_label=joiner is None)
-        if doc["validator"] is not None:
-            decoder._validator = RecordValidator.from_state(doc["validator"])
+        validator = (RecordValidator.from_state(doc["validator"])
+                     if doc["validator"] is not None else None)
+        decoder = JsonDecoder(target=target, validator=validator, require_label=joiner is None)
         next_offset = None if doc["next_offset"] is None else int(doc["next_offset"])
     except CheckpointError:
         raise

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipelines.models.compiled.adaptive import Adaptive
 from pipelines.models.base import SNAPSHOT_SCHEMA, AdaptiveModel, correctness_mask
+from pipelines.models.compiled.adaptive import Adaptive
 from pipelines.models.driftmoe import DriftMoEData, DriftMoETask
 
 MODELS: dict[str, type[AdaptiveModel]] = {

@@ -7,7 +7,7 @@ from typing import Any, ClassVar, Hashable
 import numpy as np
 from river import base
 
-from experts import top_class as _argmax   # the one argmax over a class dict
+from experts import top_class as _argmax  # the one argmax over a class dict
 from pipelines.checkpoints.arrays import unpack_arrays
 from pipelines.checkpoints.envelope import CheckpointError, seal, unseal
 
@@ -108,7 +108,7 @@ class AdaptiveModel(base.Classifier):
         """Rebuild a model from :meth:`snapshot`; refuses an unsigned or altered one when a key
         is given or configured, and anything that is not exactly a model's arrays
         (CheckpointError). Nothing in the blob is executed: it is parsed as JSON and arrays."""
-        from pipelines.models import MODELS   # the registry imports this module
+        from pipelines.models import MODELS  # the registry imports this module
 
         _, body = unseal(blob, key=key, schema=SNAPSHOT_SCHEMA)
         meta, arrays = unpack_arrays(body)

@@ -21,7 +21,12 @@ import numpy as np
 
 from experts._compiled_inputs import grow_inputs, inputs_missing, new_inputs
 from experts._compiled_rng import new_rng
-from experts._compiled_tree import ensure_tree_capacity, grow_tree_pool, new_tree_pool
+from experts._compiled_tree import (
+    doubled_capacity,
+    ensure_tree_capacity,
+    grow_tree_pool,
+    new_tree_pool,
+)
 from experts._encoding import RecordEncoder
 from pipelines.checkpoints.envelope import CheckpointError
 from pipelines.models.base import AdaptiveModel, Features
@@ -109,8 +114,7 @@ class _CompiledMoE(ArraySnapshots, AdaptiveModel):
         n_values = max(self.inputs.slot_of.shape[1], int(nominal_sizes.max(initial=0)))
         slots = self.inputs.count.shape[0]
         wider = grow_inputs(self.inputs, nominal_sizes > 0, n_values, slots)
-        while int(self.inputs.used[0]) + int(inputs_missing(wider, row)) > slots:
-            slots *= 2
+        slots = doubled_capacity(int(self.inputs.used[0]) + int(inputs_missing(wider, row)), slots)
         self.inputs = grow_inputs(self.inputs, nominal_sizes > 0, n_values, slots)
         if slots != self.router.w1.shape[0]:
             self.router = grow_router(self.router, slots)
@@ -247,9 +251,8 @@ class DriftMoETask(_CompiledMoE):
         return self._encoder.n_classes
 
     def _grow_parts(self, old_classes: int) -> None:
-        capacity, n_classes = self.router.w3.shape[1], self._encoder.n_classes
-        while capacity < n_classes:
-            capacity *= 2
+        n_classes = self._encoder.n_classes
+        capacity = doubled_capacity(n_classes, self.router.w3.shape[1])
         if capacity != self.router.w3.shape[1]:
             self.router = grow_router_outputs(self.router, capacity)
         for c in range(old_classes, n_classes):

@@ -137,10 +137,6 @@ class KafkaClientConfig:
                 raise KafkaConfigError(f"{where}: {exc}") from None
         return cls(tuple(sorted((name, value) for name, (value, _) in merged.items())))
 
-    @property
-    def secured(self) -> bool:
-        return bool(self.settings)
-
     def confluent(self) -> dict[str, str]:
         """For confluent-kafka (librdkafka): the names and values as given."""
         return dict(self.settings)

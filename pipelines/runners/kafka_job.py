@@ -4,7 +4,7 @@ topic names and checkpoint locations are the same whichever runtime runs the job
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pipelines.labels import DEFAULT_MAX_SIZE, DEFAULT_TTL_S, LabelJoiner
 from pipelines.runners.kafka_config import NO_CONFIG, KafkaClientConfig
@@ -21,7 +21,7 @@ class KafkaJob:
     checkpoint is taken when either is reached); ``checkpoint_dir`` None disables checkpoints
     (a restarted worker then starts its partitions again from the beginning).
     ``client_config`` holds the Kafka client settings of a secured cluster (SASL, TLS); every
-    client of the job takes them (`kafka_client_config`, `kafka_python_config`); the dataclass
+    client of the job takes them (`client_config.confluent()`, `client_config.kafka_python()`); the dataclass
     repr shows its secrets as ``***``. ``kafka_timeout`` (seconds) bounds the wait for an
     unreachable broker at start (None: 30 s, but nothing listening is said at once; see
     `kafka_connect.wait_for_broker`).
@@ -56,14 +56,6 @@ class KafkaJob:
             raise ValueError("--label-buffer must be >= 1 and --label-ttl > 0")
         if self.kafka_timeout is not None and self.kafka_timeout <= 0:
             raise ValueError("--kafka-timeout must be > 0 seconds")
-
-    def kafka_client_config(self) -> dict[str, Any]:
-        """Security settings for a confluent-kafka (librdkafka) client, its own names."""
-        return self.client_config.confluent()
-
-    def kafka_python_config(self) -> dict[str, Any]:
-        """The same settings as kafka-python keyword arguments."""
-        return self.client_config.kafka_python()
 
     @property
     def require_label(self) -> bool:

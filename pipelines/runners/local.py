@@ -13,7 +13,6 @@ from pipelines.sinks.report import plot_accuracy
 from pipelines.sinks.run_outputs import RunOutputs
 from pipelines.sources import Source, SourceError
 
-
 # Records handed to the model's compiled batch path at once: large enough that entering the
 # kernel (~0.1 ms) is noise, small enough that outputs and the progress bar move smoothly.
 BATCH_RECORDS = 1000

@@ -13,7 +13,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from pipelines.validation import printable  # noqa: E402
 
-
 #: Most feature rows drawn; a wider stream shows the features that drifted most.
 MAX_FEATURE_ROWS = 40
 #: Columns of the drift and heat strips: each cell counts drifts in 1/200 of the stream, so

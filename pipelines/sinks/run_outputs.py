@@ -70,5 +70,11 @@ class RunOutputs:
         self._writer.close()
         self._dead.close()
         self._events.close()
-        with open(os.path.join(self.out_dir, "metrics.json"), "w", encoding="utf-8") as fh:
-            json.dump(metrics, fh, indent=2, default=str)
+        write_metrics(self.out_dir, metrics)
+
+
+def write_metrics(out_dir: str, metrics: dict[str, Any]) -> None:
+    """``out_dir/metrics.json`` (the folder made if needed): every runner's summary file."""
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "metrics.json"), "w", encoding="utf-8") as fh:
+        json.dump(metrics, fh, indent=2, default=str)

@@ -26,8 +26,14 @@ import pyarrow.fs as pafs
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
-from pipelines.sources.table import (READ_ERRORS, FileTable, MalformedRow, error_text,
-                                     make_table, unique_names)
+from pipelines.sources.table import (
+    READ_ERRORS,
+    FileTable,
+    MalformedRow,
+    error_text,
+    make_table,
+    unique_names,
+)
 from pipelines.validation import NOMINAL, NUMERIC, Kind, SourceError, printable
 
 _BATCH_ROWS = 8_192  # rows turned into dicts at once: amortises Arrow calls, small in memory

@@ -27,8 +27,14 @@ import pyarrow.fs as pafs
 
 from pipelines.sources.arff import arff
 from pipelines.sources.arrow_files import ipc_file, parquet
-from pipelines.sources.table import (READ_ERRORS, FileTable, MalformedRow, error_text,
-                                     make_table, unique_names)
+from pipelines.sources.table import (
+    READ_ERRORS,
+    FileTable,
+    MalformedRow,
+    error_text,
+    make_table,
+    unique_names,
+)
 from pipelines.validation import NOMINAL, NUMERIC, Kind, SourceError, printable
 
 __all__ = ["DEFAULT_TARGET", "FileTable", "MalformedRow", "open_file", "resolve_filesystem"]

@@ -35,7 +35,12 @@ from experts._compiled_pool import (
     new_pool_arrays,
 )
 from experts._compiled_rng import new_rng
-from experts._compiled_tree import ensure_tree_capacity, grow_tree_pool, new_tree_pool
+from experts._compiled_tree import (
+    doubled_capacity,
+    ensure_tree_capacity,
+    grow_tree_pool,
+    new_tree_pool,
+)
 from experts._encoding import RecordEncoder
 from pipelines.models.base import AdaptiveModel, Features
 from pipelines.models.compiled import kernel
@@ -265,9 +270,7 @@ class Adaptive(ArraySnapshots, AdaptiveModel):
         need = np.where(nominal & ~np.isnan(row[:n_features]),
                         np.nan_to_num(row[:n_features]) + 1, 0).astype(np.int64)
         n_classes = max(int(self.pool.ints[N_CLASSES]), y + 1)
-        capacity = self.mlp.w2.shape[2]
-        while capacity < n_classes:
-            capacity *= 2
+        capacity = doubled_capacity(n_classes, self.mlp.w2.shape[2])
         self.trees = ensure_tree_capacity(self.trees, capacity, np.where(nominal, np.maximum(
             room, need), 0))
         if n_features > self.pool.recent_x.shape[1]:
@@ -276,8 +279,7 @@ class Adaptive(ArraySnapshots, AdaptiveModel):
         slots = self.inputs.count.shape[0]
         missing = int(kernel.inputs_missing(grow_inputs(self.inputs, nominal, n_values, slots),
                                             row[:n_features]))
-        while int(self.inputs.used[0]) + missing > slots:
-            slots *= 2
+        slots = doubled_capacity(int(self.inputs.used[0]) + missing, slots)
         if (n_features, n_values, slots) != (*self.inputs.slot_of.shape,
                                              self.inputs.count.shape[0]):
             self.inputs = grow_inputs(self.inputs, nominal, n_values, slots)

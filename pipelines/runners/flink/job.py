@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipelines.runners.kafka_job import KafkaJob
+from pipelines.sinks.run_outputs import write_metrics
 
 # The sinks' Kafka transactions must outlive a checkpoint interval plus a restart, and stay
 # within the broker's transaction.max.timeout.ms (15 min by default): 10 min.
@@ -246,7 +247,5 @@ def run_flink(job: KafkaJob, options: FlinkOptions = FlinkOptions(), *, until_en
     metrics.update(runtime="flink", parallelism=options.parallelism,
                    key_by=options.key_by or "partition")
     if out_dir:
-        os.makedirs(out_dir, exist_ok=True)
-        with open(os.path.join(out_dir, "metrics.json"), "w", encoding="utf-8") as fh:
-            json.dump(metrics, fh, indent=2, default=str)
+        write_metrics(out_dir, metrics)
     return metrics

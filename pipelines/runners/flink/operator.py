@@ -28,7 +28,11 @@ from pyflink.datastream import KeyedProcessFunction, RuntimeContext
 from pyflink.datastream.state import ValueStateDescriptor
 
 from pipelines.checkpoints import unseal, write_atomic
-from pipelines.checkpoints.partition import PartitionState, load_partition, save_partition
+from pipelines.checkpoints.partition import (
+    PartitionState,
+    load_partition,
+    save_partition,
+)
 from pipelines.host import ModelHost, Prediction
 from pipelines.models import make_model
 from pipelines.records import DeadLetter
@@ -128,7 +132,7 @@ class ModelFunction(KeyedProcessFunction):
         if isinstance(result, Prediction):
             self._counters["predictions"].inc()
             yield Row(self._topics["predictions"],
-                      formats.prediction_message(result, state.host.model.n_learned).decode())
+                      formats.prediction_message(result).decode())
         elif isinstance(result, DeadLetter):
             self._counters["dead_letters"].inc()
             yield Row(self._topics["dead-letter"],

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import json
 import logging
 import os
 import signal
@@ -30,6 +29,7 @@ from pipelines.runners import kafka_io as kio
 from pipelines.runners.kafka_job import KafkaJob
 from pipelines.runners.ray.worker import STEP_SECONDS, PartitionWorker
 from pipelines.runners.status import status_line
+from pipelines.sinks.run_outputs import write_metrics
 
 __all__ = ["KafkaJob", "PartitionWorker", "drive", "group_partitions", "init_local_ray",
            "merge_results", "remote_worker", "run_ray", "start_workers"]
@@ -287,7 +287,5 @@ def run_ray(job: KafkaJob, *, actors: int = 1, until_end: bool = True,
     metrics = merge_results(results, seconds, f"kafka:{job.topic}")
     metrics["actors"] = len(workers)
     if out_dir:
-        os.makedirs(out_dir, exist_ok=True)
-        with open(os.path.join(out_dir, "metrics.json"), "w", encoding="utf-8") as fh:
-            json.dump(metrics, fh, indent=2, default=str)
+        write_metrics(out_dir, metrics)
     return metrics

@@ -30,7 +30,7 @@ class OutputSender:
         for m, result in zip(messages, results):
             if isinstance(result, Prediction):
                 send(self._predictions, key=m.key(), partition=partition,
-                     value=formats.prediction_message(result, result.model_version))
+                     value=formats.prediction_message(result))
             else:
                 send(self._dead_letters, key=m.key(), partition=partition,
                      value=formats.dead_letter_message(result, self._input_topic))
