@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipelines.runners.kafka_job import KafkaJob
+from pipelines.runners.merged_metrics import merge_results
 from pipelines.sinks.run_outputs import write_metrics
 
 # The sinks' Kafka transactions must outlive a checkpoint interval plus a restart, and stay
@@ -232,8 +233,6 @@ def run_flink(job: KafkaJob, options: FlinkOptions = FlinkOptions(), *, until_en
     """Run ``job`` on Flink until its end (``until_end``) or until interrupted (Ctrl-C cancels
     the job; its last checkpoint stays in ``checkpoint_dir`` for ``from_savepoint``); return
     (and with ``out_dir`` write) the merged ``metrics.json`` fields, as the Ray runner does."""
-    from pipelines.runners.ray.driver import merge_results
-
     t0 = time.perf_counter()
     client, summary_dir = start_flink(job, options, until_end=until_end)
     try:
@@ -243,8 +242,8 @@ def run_flink(job: KafkaJob, options: FlinkOptions = FlinkOptions(), *, until_en
         raise
     parts = _read_summaries(summary_dir)
     seconds = time.perf_counter() - t0
-    metrics = merge_results(parts, seconds, f"kafka:{job.topic}")
-    metrics.update(runtime="flink", parallelism=options.parallelism,
+    metrics = merge_results(parts, seconds, f"kafka:{job.topic}", runtime="flink")
+    metrics.update(parallelism=options.parallelism,
                    key_by=options.key_by or "partition")
     if out_dir:
         write_metrics(out_dir, metrics)

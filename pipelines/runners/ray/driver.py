@@ -19,14 +19,13 @@ import os
 import signal
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from pipelines.checkpoints.envelope import KEY_ENV
-from pipelines.evaluate import PrequentialMetrics
 from pipelines.runners import kafka_io as kio
 from pipelines.runners.kafka_job import KafkaJob
+from pipelines.runners.merged_metrics import merge_results
 from pipelines.runners.ray.worker import STEP_SECONDS, PartitionWorker
 from pipelines.runners.status import status_line
 from pipelines.sinks.run_outputs import write_metrics
@@ -95,77 +94,6 @@ def start_workers(job: KafkaJob, n_actors: int) -> list[tuple[Any, list[int]]]:
         options["runtime_env"] = {"env_vars": {KEY_ENV: key}}
     cls = remote_worker().options(**options)
     return [(cls.remote(job, group), group) for group in groups]
-
-
-def merge_results(results: list[dict[int, dict[str, Any]]], seconds: float,
-                  source: str) -> dict[str, Any]:
-    """One ``metrics.json`` from every worker's per-partition results. Accuracy and kappa are
-    computed over all partitions' predictions; ``drifts`` lists ``[partition, offset]`` pairs.
-
-    With delayed labels: ``labels_joined`` (labels learned with their record), ``labels_expired``
-    (records whose label did not come before the buffer cap or TTL dropped them) and
-    ``labels_orphaned`` (labels read that joined no record in any worker: their record never
-    came, came after it was dropped, or has not come yet); ``labels_read`` is per worker (every
-    worker reads every label), the largest one is reported."""
-    parts = {p: r for result in results for p, r in result.items()}
-    total = PrequentialMetrics()
-    for r in parts.values():
-        total.merge(r["metrics"])
-    summaries = {p: r["summary"] for p, r in sorted(parts.items())}
-    records = sum(s["records"] for s in summaries.values())
-    scores = total.as_dict()
-    merged = {
-        "source": source, "runtime": "ray",
-        "model": next(iter(summaries.values()))["model"] if summaries else None,
-        "records": records, "accuracy": scores["accuracy"], "kappa": scores["kappa"],
-        "kappa_m": scores["kappa_m"], "kappa_t": scores["kappa_t"], "scored": scores["scored"],
-        "unpredicted": scores["unpredicted"],
-        "records_per_second": records / seconds if seconds > 0 else 0.0, "seconds": seconds,
-        "drifts": [[p, off] for p, s in summaries.items() for off in s["drifts"]],
-        "experts_final": sum(s["experts_final"] for s in summaries.values()),
-        "dead_letters": sum(s["dead_letters"] for s in summaries.values()),
-        "skipped": sum(s["skipped"] for s in summaries.values()),
-        "partitions": {str(p): {**s, "next_offset": parts[p]["next_offset"]}
-                       for p, s in summaries.items()},
-        "label_counts": dict(Counter({str(k): v for k, v in total._true_counts.items()})),
-        **_label_totals(parts, summaries),
-    }
-    return _with_input_drifts(merged, summaries)
-
-
-_ACCURACY_FIELDS = ("accuracy", "kappa", "kappa_m", "kappa_t", "scored", "unpredicted")
-
-
-def _with_input_drifts(merged: dict[str, Any], summaries: dict[int, dict[str, Any]]
-                       ) -> dict[str, Any]:
-    """Every partition's input drifts and per-feature counts; a run without labels (no
-    partition summary has accuracy) reports them instead of the accuracy fields."""
-    counts: Counter[str] = Counter()
-    for s in summaries.values():
-        counts.update(s.get("input_drift_counts", {}))
-    merged["input_drifts"] = [e for s in summaries.values() for e in s.get("input_drifts", [])]
-    merged["input_drift_counts"] = dict(sorted(counts.items()))
-    if summaries and all("accuracy" not in s for s in summaries.values()):
-        for name in _ACCURACY_FIELDS:
-            merged.pop(name)
-    return merged
-
-
-def _label_totals(parts: dict[int, dict[str, Any]],
-                  summaries: dict[int, dict[str, Any]]) -> dict[str, Any]:
-    workers = [r["worker_labels"] for r in parts.values() if "worker_labels" in r]
-    if not workers:
-        return {}
-    joined = (sum(s.get("labels_joined", 0) for s in summaries.values())
-              + sum(w["orphan_joined"] for w in workers))
-    read = max(w["read"] for w in workers)
-    valid = max(w["read"] - w["invalid"] for w in workers)
-    return {"labels_joined": joined,
-            "labels_expired": sum(s.get("labels_expired", 0) for s in summaries.values()),
-            "labels_orphaned": max(0, valid - joined),
-            "labels_pending": sum(s.get("labels_pending", 0) for s in summaries.values()),
-            "labels_read": read, "labels_invalid": max(w["invalid"] for w in workers),
-            "label_waits_timed_out": sum(w["waits_timed_out"] for w in workers)}
 
 
 def drive(workers: list[tuple[Any, list[int]]], *, until_end: bool = True,
