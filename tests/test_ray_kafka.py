@@ -25,6 +25,7 @@ from pipelines.runners.kafka_job import KafkaJob
 from pipelines.runners.ray.driver import init_local_ray
 from pipelines.runners.ray.worker import PartitionWorker
 from pipelines.sources import open_source
+from tests.delayed_labels import produce_delayed
 from tests.support import unavailable
 
 pytestmark = pytest.mark.integration
@@ -406,41 +407,6 @@ def test_unbounded_run_follows_new_records_until_stopped(kafka_broker: str, ray_
         assert header["hmac_sha256"]                      # signed by the actor
 
 
-def _produce_delayed(bootstrap: str, topic: str, labels_topic: str | None, n: int,
-                     lag: int) -> list[int]:
-    """SEA records keyed as in `_produce` to a 2-partition ``topic``: with ``labels_topic``
-    without their label, the label of record i sent to it right after record i + ``lag`` (the
-    last ``lag`` labels at the end); without it, the label in the record. Timestamps are set:
-    record i at t0 + 2i ms, label i at record i + ``lag``'s (then 1 ms apart), so the order in
-    which the workers apply labels is fixed (no ties between sends). Returns the ids."""
-    from kafka import KafkaProducer
-
-    infra_kafka.create_topic(topic, partitions=2, bootstrap=bootstrap)
-    if labels_topic:
-        infra_kafka.create_topic(labels_topic, partitions=2, bootstrap=bootstrap)
-    rows = list(open_source("synthetic:SEAa", limit=n, seed=7))
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20)
-    t0 = int(time.time() * 1000)
-    try:
-        def label(i: int, ts: int) -> None:
-            producer.send(labels_topic, json.dumps({"id": i, "y": rows[i].y}).encode(),
-                          timestamp_ms=ts)
-
-        for i, r in enumerate(rows):
-            doc = {"id": i, "x": r.x} if labels_topic else {"id": i, "x": r.x, "y": r.y}
-            producer.send(topic, json.dumps(doc).encode(), key=f"k{i % 32}".encode(),
-                          timestamp_ms=t0 + 2 * i)
-            if labels_topic and i >= lag:
-                label(i - lag, t0 + 2 * i)
-        if labels_topic:
-            for k, i in enumerate(range(max(0, n - lag), n)):
-                label(i, t0 + 2 * n + k)
-        producer.flush(timeout=PRODUCER_TIMEOUT_S)
-    finally:
-        producer.close()
-    return list(range(n))
-
-
 def _delayed_reference(rows: list, partition_of: dict[int, int], lag: int,
                        seed: int) -> tuple[float, int]:
     """Prequential accuracy and unpredicted records (predicted None, before the partition's
@@ -484,8 +450,8 @@ def test_delayed_labels_join_by_id_and_score_the_arrival_prediction(
 
     n, lag, seed = 30_000, 1000, 4
     topic, labels, plain = _topic("ray-nolabel"), _topic("ray-labels"), _topic("ray-inrecord")
-    ids = _produce_delayed(kafka_broker, topic, labels, n, lag)
-    _produce_delayed(kafka_broker, plain, None, n, lag)
+    ids = produce_delayed(kafka_broker, topic, labels, n, lag)
+    produce_delayed(kafka_broker, plain, None, n, lag)
 
     t0 = time.monotonic()
     delayed = run_ray(KafkaJob(kafka_broker, topic, seed=seed, labels_topic=labels,
@@ -540,7 +506,7 @@ def test_delayed_label_state_survives_a_restart_from_checkpoints(kafka_broker: s
     orphans and the labels topic's offsets, so it neither re-reads nor loses a label."""
     topic, labels = _topic("lbl-restart"), _topic("lbl-restart-labels")
     n = 600
-    _produce_delayed(kafka_broker, topic, labels, n, lag=100)
+    produce_delayed(kafka_broker, topic, labels, n, lag=100)
     job = KafkaJob(kafka_broker, topic, seed=1, labels_topic=labels, label_buffer=1000,
                    checkpoint_dir=str(tmp_path / "ckpt"), checkpoint_every=100)
     kio.ensure_topics(kafka_broker, [job.output_topic(k) for k in

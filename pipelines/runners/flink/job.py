@@ -98,19 +98,24 @@ def _uri(path: str) -> str:
     return path if "://" in path or path.startswith("file:") else "file://" + os.path.abspath(path)
 
 
-def _source_table(job: KafkaJob, until_end: bool) -> str:
-    """DDL of the input topic as a table: raw key and value bytes plus partition, offset and
-    timestamp metadata; committed group offsets, else the earliest (as the Ray runner)."""
+def _source_table(job: KafkaJob, until_end: bool, labels: bool = False) -> str:
+    """DDL of the input topic (``labels``: the labels topic) as a table: raw key and value
+    bytes plus partition, offset and timestamp metadata. The input starts at the committed
+    group offsets, else the earliest (as the Ray runner); the labels topic at its earliest
+    (Flink's checkpoints hold where it is, as a Ray worker's labels checkpoint does)."""
     options = {
-        "connector": "kafka", "topic": job.topic, "properties.bootstrap.servers": job.bootstrap,
-        "properties.group.id": job.group, "scan.startup.mode": "group-offsets",
+        "connector": "kafka", "topic": job.labels_topic if labels else job.topic,
+        "properties.bootstrap.servers": job.bootstrap,
+        "properties.group.id": f"{job.group}-labels" if labels else job.group,
+        "scan.startup.mode": "earliest-offset" if labels else "group-offsets",
         "properties.auto.offset.reset": "earliest", "key.format": "raw", "key.fields": "k",
         "value.format": "raw", "value.fields-include": "EXCEPT_KEY",
     }
     if until_end:
         options["scan.bounded.mode"] = "latest-offset"
     with_clause = ", ".join(f"'{k}' = '{v}'" for k, v in options.items())
-    return ("CREATE TEMPORARY TABLE driftflow_input (`k` BYTES, `v` BYTES, "
+    table = "driftflow_labels" if labels else "driftflow_input"
+    return (f"CREATE TEMPORARY TABLE {table} (`k` BYTES, `v` BYTES, "
             "`partition` INT METADATA VIRTUAL, `offset` BIGINT METADATA VIRTUAL, "
             f"`ts` TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL) WITH ({with_clause})")
 
@@ -161,13 +166,49 @@ class _FieldKey:
         return "" if value is None else str(value)
 
 
-def build_job(job: KafkaJob, options: FlinkOptions, until_end: bool, summary_dir: str) -> Any:
-    """The execution environment with the whole pipeline on it."""
+@dataclass(frozen=True)
+class LabelSource:
+    """Where the delayed labels go: the input's partitions (every label goes to each), the
+    labels topic's partitions and, for a bounded job, their first and end offsets."""
+
+    keys: list[int]
+    partitions: list[int]
+    bounds: dict[int, tuple[int, int]] | None
+
+
+def _label_source(job: KafkaJob, until_end: bool) -> LabelSource:
+    from pipelines.runners import kafka_io
+
+    keys = kafka_io.list_partitions(job.bootstrap, job.topic, config=job.client_config)
+    partitions = kafka_io.list_partitions(job.bootstrap, job.labels_topic,
+                                          config=job.client_config)
+    bounds = None
+    if until_end:
+        reader = kafka_io.PartitionReader(job.bootstrap, job.labels_topic, partitions,
+                                          group=f"{job.group}-labels",
+                                          client_id="driftflow-flink-labels-bounds",
+                                          config=job.client_config)
+        try:
+            bounds = {p: reader.watermarks(p) for p in partitions}
+        finally:
+            reader.close()
+    return LabelSource(keys, partitions, bounds)
+
+
+def build_job(job: KafkaJob, options: FlinkOptions, until_end: bool, summary_dir: str,
+              labels: LabelSource | None = None) -> Any:
+    """The execution environment with the whole pipeline on it; with ``labels`` the labels
+    topic is connected to the records, every label to every partition's key."""
     from pyflink.common import Types
     from pyflink.datastream import StreamExecutionEnvironment
     from pyflink.table import StreamTableEnvironment
 
-    from pipelines.runners.flink.operator import FAIL_ONCE_ENV, ModelFunction
+    from pipelines.runners.flink.labels import ToEveryKey
+    from pipelines.runners.flink.operator import (
+        FAIL_ONCE_ENV,
+        LabelledModelFunction,
+        ModelFunction,
+    )
 
     env = StreamExecutionEnvironment.get_execution_environment(_configuration(job, options))
     env.set_python_executable(sys.executable)
@@ -181,9 +222,22 @@ def build_job(job: KafkaJob, options: FlinkOptions, until_end: bool, summary_dir
         keyed = rows.key_by(_FieldKey(options.key_by), key_type=Types.STRING())
     else:
         keyed = rows.key_by(lambda row: row[2], key_type=Types.INT())
-    (keyed.process(ModelFunction(job, summary_dir, os.environ.get(FAIL_ONCE_ENV)),
-                   output_type=Types.ROW([Types.STRING(), Types.STRING()]))
-     .name("driftflow-model").uid("driftflow-model").set_parallelism(options.parallelism)
+    outputs = Types.ROW([Types.STRING(), Types.STRING()])
+    fail_once = os.environ.get(FAIL_ONCE_ENV)
+    if labels is None:
+        model = keyed.process(ModelFunction(job, summary_dir, fail_once), output_type=outputs)
+    else:
+        tables.execute_sql(_source_table(job, until_end, labels=True))
+        label_rows = (tables.to_data_stream(tables.from_path("driftflow_labels"))
+                      .flat_map(ToEveryKey(labels.keys), output_type=Types.ROW(
+                          [Types.INT(), Types.PRIMITIVE_ARRAY(Types.BYTE()), Types.INT(),
+                           Types.LONG(), Types.LONG()]))
+                      .name("labels-to-every-key").uid("labels-to-every-key")
+                      .key_by(lambda row: row[0], key_type=Types.INT()))
+        function = LabelledModelFunction(job, summary_dir, labels.partitions, labels.bounds,
+                                         min(labels.keys), fail_once)
+        model = keyed.connect(label_rows).process(function, output_type=outputs)
+    (model.name("driftflow-model").uid("driftflow-model").set_parallelism(options.parallelism)
      .sink_to(_sink(job)).name("kafka-outputs").uid("kafka-outputs"))
     return env
 
@@ -207,14 +261,16 @@ def start_flink(job: KafkaJob, options: FlinkOptions = FlinkOptions(), *,
     ``stop_with_savepoint``) and the directory its end-of-input summaries go to."""
     from pipelines.runners import kafka_io
 
-    if job.labels_topic:
-        raise ValueError("--labels-topic is not supported by --runtime flink yet (use ray)")
+    if job.labels_topic and options.key_by:
+        raise ValueError("--labels-topic with --key-by is not supported by --runtime flink: "
+                         "every label goes to each partition's model (key by partition)")
     partitions = kafka_io.list_partitions(job.bootstrap, job.topic)
     kafka_io.ensure_topics(job.bootstrap, [job.output_topic(k) for k in OUTPUT_KINDS],
                            len(partitions))
     summary_dir = (f"{job.checkpoint_dir.rstrip('/')}/summaries-{uuid.uuid4().hex[:12]}"
                    if job.checkpoint_dir else tempfile.mkdtemp(prefix="driftflow-flink-"))
-    env = build_job(job, options, until_end, summary_dir)
+    labels = _label_source(job, until_end) if job.labels_topic else None
+    env = build_job(job, options, until_end, summary_dir, labels)
     return env.execute_async(f"driftflow {job.topic}"), summary_dir
 
 

@@ -12,6 +12,17 @@ snapshot is therefore taken only when Flink writes the state back, and always re
 records before the barrier. After a restore the holder comes back as bytes and the key's state
 is rebuilt from them on first use. In thread mode every state access is (un)pickled at once,
 i.e. one snapshot per record (bench/FLINK.md measures both).
+
+With a labels topic (`LabelledModelFunction`) the labels stream is connected to the records,
+keyed alike, and each key's held records, label backlog and orphans (`labels.KeyLabels`) ride
+in the same holder; `pipelines.runners.flink.labels` says how a label is ordered against the
+records.
+
+Metrics: each key's figures (`pipelines.runners.status.partition_status`, the Ray runner's
+fields) are Flink gauges under ``<operator>.driftflow.key.<key>.<name>``, read at the end of
+each bundle; gauges rather than counters because a key restored from a checkpoint continues
+from its checkpointed counts (a Flink counter would restart at zero and count the replayed
+records again). Flink's metric values from Python are integers: ``windowed_accuracy_permille``.
 """
 from __future__ import annotations
 
@@ -21,10 +32,16 @@ import os
 import pickle
 import time
 import zlib
-from typing import Any, Hashable, Iterator
+from collections.abc import Hashable, Iterator
+from typing import Any
 
 from pyflink.common import Row, Types
-from pyflink.datastream import KeyedProcessFunction, RuntimeContext
+from pyflink.datastream import (
+    KeyedCoProcessFunction,
+    KeyedProcessFunction,
+    RuntimeContext,
+    TimeDomain,
+)
 from pyflink.datastream.state import ValueStateDescriptor
 
 from pipelines.checkpoints import unseal, write_atomic
@@ -34,9 +51,17 @@ from pipelines.checkpoints.partition import (
     save_partition,
 )
 from pipelines.host import ModelHost, Prediction
+from pipelines.label_schedule import (
+    InvalidLabel,
+    invalid_label_letter,
+    parse_label_message,
+    with_held_label,
+)
 from pipelines.models import make_model
 from pipelines.records import DeadLetter
+from pipelines.runners.flink.labels import LABEL_WAIT_S, KeyLabels, epoch_ms
 from pipelines.runners.kafka_job import KafkaJob
+from pipelines.runners.status import partition_status
 from pipelines.sinks import kafka_messages as formats
 from pipelines.validation import JsonDecoder
 
@@ -46,6 +71,8 @@ END_OF_INPUT_MS = 2**63 - 2
 # that completed once it had processed N records (so the restore has that state to restore);
 # PATH is created then, so the restarted task does not raise again.
 FAIL_ONCE_ENV = "DRIFTFLOW_FLINK_FAIL_ONCE"
+# The per-key gauges: `partition_status` fields (integers) and the event-time lag.
+GAUGES = ("records_in", "predictions", "dead_letters", "drifts", "experts")
 
 
 class InjectedFailure(RuntimeError):
@@ -53,20 +80,25 @@ class InjectedFailure(RuntimeError):
 
 
 class LiveState:
-    """A key's live `PartitionState`; pickles as its sealed snapshot (`save_partition`) and
-    nothing else (not the job: its Kafka client settings may hold secrets)."""
+    """A key's live `PartitionState` (and its `KeyLabels` with a labels topic); pickles as its
+    sealed snapshot (`save_partition`) and the labels' plain data, nothing else (not the job:
+    its Kafka client settings may hold secrets)."""
 
     def __init__(self, job: KafkaJob | None, slot: int, state: PartitionState | None,
-                 blob: bytes | None = None, restored_at: int | None = None) -> None:
+                 blob: bytes | None = None, restored_at: int | None = None,
+                 labels: KeyLabels | None = None) -> None:
         self.job, self.slot, self.state, self.blob = job, slot, state, blob
         self.restored_at = restored_at   # the next offset the state was restored at
+        self.labels = labels
+        self.last_timestamp: Any = None  # the newest record's Kafka timestamp (an Instant)
 
     def __getstate__(self) -> dict[str, Any]:
         blob = save_partition(self.job, self.slot, self.state) if self.state else self.blob
-        return {"slot": self.slot, "blob": blob}
+        return {"slot": self.slot, "blob": blob, "labels": self.labels}
 
     def __setstate__(self, doc: dict[str, Any]) -> None:
         self.job, self.slot, self.blob, self.state = None, doc["slot"], doc["blob"], None
+        self.labels, self.last_timestamp = doc.get("labels"), None
 
 
 def model_slot(key: Hashable, seed: int) -> tuple[int, int]:
@@ -81,10 +113,11 @@ def model_digest(host: ModelHost) -> str:
     return hashlib.sha256(unseal(host.model.snapshot())[1]).hexdigest()
 
 
-class ModelFunction(KeyedProcessFunction):
-    """Test-then-train per key; every prediction, drift event and dead letter is emitted as
-    ``Row(topic, JSON text)`` (one sink writes them); at the end of a bounded input each key's summary is written
-    to ``summary_dir`` (a local path or pyarrow.fs URI) for the driver's ``metrics.json``."""
+class _KeyModels:
+    """What both operators share: each key's live state and its Flink state, outputs as
+    ``Row(topic, JSON text)`` (one sink writes them), the per-key gauges and, at the end of a
+    bounded input, each key's summary written to ``summary_dir`` (a local path or pyarrow.fs
+    URI) for the driver's ``metrics.json``."""
 
     def __init__(self, job: KafkaJob, summary_dir: str, fail_once: str | None = None) -> None:
         self.job = job
@@ -98,50 +131,74 @@ class ModelFunction(KeyedProcessFunction):
         self._opened = time.perf_counter()
         self._topics = {kind: self.job.output_topic(kind)
                         for kind in ("predictions", "drift", "dead-letter")}
-        # Flink metrics (web UI, any Flink reporter): <operator>.driftflow.<name>
-        group = runtime_context.get_metrics_group().add_group("driftflow")
-        self._counters = {name: group.counter(name) for name in
-                          ("records_in", "predictions", "dead_letters", "events")}
+        self._metrics = runtime_context.get_metrics_group().add_group("driftflow")
 
-    def _state_of(self, key: Hashable, ctx: KeyedProcessFunction.Context) -> PartitionState:
+    def _new_labels(self) -> KeyLabels | None:
+        return None
+
+    def _live_of(self, key: Hashable, ctx: Any) -> LiveState:
+        """The key's live state: in this task already, restored from Flink's state (a
+        checkpoint or savepoint), or new; marked for Flink to write back (see module doc)."""
         live = self._live.get(key)
         if live is None:
             stored = self._stored.value()
             slot, seed = model_slot(key, self.job.seed)
             if stored is not None:   # restored from a checkpoint or savepoint
                 state = self.job.with_label_mode(load_partition(stored.blob, self.job.target))
+                labels = stored.labels
             else:
                 state = PartitionState(ModelHost(make_model(self.job.model, seed=seed),
+                                                 joiner=self.job.new_joiner(),
                                                  no_labels=self.job.no_labels),
                                        JsonDecoder(target=self.job.target,
                                                    require_label=self.job.require_label), None)
+                labels = self._new_labels()
             live = self._live[key] = LiveState(self.job, slot, state,
-                                               restored_at=state.next_offset)
+                                               restored_at=state.next_offset, labels=labels)
             ctx.timer_service().register_event_time_timer(END_OF_INPUT_MS)
+            self._register_gauges(key, live)
         self._stored.update(live)
-        return live.state
+        return live
 
-    def process_element(self, row: Any, ctx: KeyedProcessFunction.Context) -> Iterator[Any]:
-        key_raw, value, partition, offset = row[0], row[1], row[2], row[3]
-        state = self._state_of(ctx.get_current_key(), ctx)
+    def _register_gauges(self, key: Hashable, live: LiveState) -> None:
+        """The key's figures as Flink gauges (read at each bundle's end)."""
+        group = self._metrics.add_group("key", str(key))
+
+        def status() -> dict[str, Any]:
+            return partition_status(live.state.host, live.state.next_offset, None, 0.0)
+
+        for name in GAUGES:
+            group.gauge(name, lambda name=name: int(status()[name]))
+        group.gauge("windowed_accuracy_permille",
+                    lambda: round(1000 * status()["windowed_accuracy"]))
+        group.gauge("event_time_lag_ms", lambda: 0 if live.last_timestamp is None else
+                    max(0, int(time.time() * 1000) - epoch_ms(live.last_timestamp)))
+
+    def _record(self, live: LiveState, key_raw: bytes | None, value: bytes | None,
+                partition: int, offset: int) -> Iterator[Any]:
+        """Test-then-train one record; its prediction or dead letter, then its drift events."""
+        state = live.state
         item = state.decoder(value if value is not None else b"", offset, partition,
                              key=formats.key_text(key_raw))
+        if live.labels is not None:   # its label came first: held as an orphan
+            item = with_held_label(item, live.labels.orphans)
         result = state.host.process(item)
         state.next_offset = offset + 1
-        self._counters["records_in"].inc()
         if isinstance(result, Prediction):
-            self._counters["predictions"].inc()
-            yield Row(self._topics["predictions"],
-                      formats.prediction_message(result).decode())
+            yield Row(self._topics["predictions"], formats.prediction_message(result).decode())
         elif isinstance(result, DeadLetter):
-            self._counters["dead_letters"].inc()
-            yield Row(self._topics["dead-letter"],
-                      formats.dead_letter_message(result, self.job.topic).decode())
-        for event in state.host.take_events():
-            self._counters["events"].inc()
-            yield Row(self._topics["drift"], formats.event_message(event, self.job.topic).decode())
+            yield self._dead_letter(result, self.job.topic)
+        yield from self._events(state.host)
         if self.fail_once:
             self._maybe_fail()
+
+    def _dead_letter(self, dead: DeadLetter, source_topic: str) -> Any:
+        return Row(self._topics["dead-letter"],
+                   formats.dead_letter_message(dead, source_topic).decode())
+
+    def _events(self, host: ModelHost) -> Iterator[Any]:
+        for event in host.take_events():
+            yield Row(self._topics["drift"], formats.event_message(event, self.job.topic).decode())
 
     def _maybe_fail(self) -> None:
         at, marker = self.fail_once.split(":", 1)
@@ -155,15 +212,118 @@ class ModelFunction(KeyedProcessFunction):
             open(marker, "w").close()
             raise InjectedFailure(f"injected failure at record {self._seen} ({FAIL_ONCE_ENV})")
 
-    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[Any]:
-        """End of a bounded input: this key's summary, metrics and model digest."""
-        key = ctx.get_current_key()
-        state = self._state_of(key, ctx)
+    def _write_summary(self, key: Hashable, live: LiveState) -> None:
+        """End of a bounded input: this key's summary, metrics, model digest (and label
+        counts, as a Ray worker's ``worker_labels``)."""
+        state = live.state
         host = state.host
-        doc = {key: {"summary": {**host.summary(time.perf_counter() - self._opened),
-                                 "model_sha256": model_digest(host),
-                                 "restored_at_offset": self._live[key].restored_at},
-                     "metrics": host.metrics, "next_offset": state.next_offset}}
+        result = {"summary": {**host.summary(time.perf_counter() - self._opened),
+                              "model_sha256": model_digest(host),
+                              "restored_at_offset": live.restored_at},
+                  "metrics": host.metrics, "next_offset": state.next_offset}
+        if live.labels is not None:
+            result["worker_labels"] = live.labels.counts()
         name = hashlib.sha256(repr(key).encode()).hexdigest()[:16]
-        write_atomic(f"{self.summary_dir}/key-{name}.pkl", pickle.dumps(doc, protocol=5))
+        write_atomic(f"{self.summary_dir}/key-{name}.pkl",
+                     pickle.dumps({key: result}, protocol=5))
+
+
+class ModelFunction(_KeyModels, KeyedProcessFunction):
+    """Test-then-train per key on rows ``(key, value, partition, offset, timestamp)``."""
+
+    def process_element(self, row: Any, ctx: KeyedProcessFunction.Context) -> Iterator[Any]:
+        live = self._live_of(ctx.get_current_key(), ctx)
+        live.last_timestamp = row[4]
+        yield from self._record(live, row[0], row[1], row[2], row[3])
+
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[Any]:
+        key = ctx.get_current_key()
+        self._write_summary(key, self._live_of(key, ctx))
         return iter(())
+
+
+class LabelledModelFunction(_KeyModels, KeyedCoProcessFunction):
+    """Records (input 1, as `ModelFunction`'s) and their delayed labels (input 2: ``(key,
+    value, partition, offset, timestamp ms)``, every label to every key, see
+    `labels.ToEveryKey`), joined by id per key on the Ray runner's schedule. ``label_bounds``:
+    the labels partitions' first and end offsets of a bounded job (None: unbounded). An invalid
+    label message reaches every key; only ``reporting_key`` sends its dead letter."""
+
+    def __init__(self, job: KafkaJob, summary_dir: str, label_partitions: list[int],
+                 label_bounds: dict[int, tuple[int, int]] | None, reporting_key: int,
+                 fail_once: str | None = None) -> None:
+        super().__init__(job, summary_dir, fail_once)
+        self.label_partitions = list(label_partitions)
+        self.label_bounds = label_bounds
+        self.reporting_key = reporting_key
+
+    def _new_labels(self) -> KeyLabels:
+        return KeyLabels(self.job.new_joiner(), self.label_bounds, self.label_partitions)
+
+    def process_element1(self, row: Any, ctx: KeyedCoProcessFunction.Context) -> Iterator[Any]:
+        live = self._live_of(ctx.get_current_key(), ctx)
+        live.last_timestamp = row[4]
+        live.labels.hold((row[0], row[1], row[2], row[3], epoch_ms(row[4])))
+        yield from self._release(live, ctx)
+
+    def process_element2(self, row: Any, ctx: KeyedCoProcessFunction.Context) -> Iterator[Any]:
+        live = self._live_of(ctx.get_current_key(), ctx)
+        live.labels.add_label(row[2], row[3], row[4], row[1])
+        yield from self._release(live, ctx)
+
+    def _release(self, live: LiveState, ctx: Any, force: bool = False) -> Iterator[Any]:
+        """Apply the labels due, then process each held record whose labels are all here
+        (every one when ``force``), each followed by the labels it makes due; a record still
+        held arms the `LABEL_WAIT_S` timer."""
+        labels = live.labels
+        yield from self._apply_labels(live, labels.due_labels())
+        while (record := labels.next_record(force)) is not None:
+            yield from self._record(live, *record[:4])
+            yield from self._apply_labels(live, labels.due_labels())
+        if labels.pending and labels.wait_timer is None:
+            labels.wait_timer = int(ctx.timer_service().current_processing_time()
+                                    + LABEL_WAIT_S * 1000)
+            ctx.timer_service().register_processing_time_timer(labels.wait_timer)
+
+    def _apply_labels(self, live: LiveState, due: Iterator[tuple[int, int, bytes]]
+                      ) -> Iterator[Any]:
+        """Route each label by id to its waiting record (learned, its prediction scored), else
+        hold it as an orphan; an invalid one is counted (and sent once as a dead letter)."""
+        labels, host = live.labels, live.state.host
+        for partition, offset, value in due:
+            labels.read += 1
+            try:
+                id, y = parse_label_message(value, self.job.target)
+            except InvalidLabel as exc:
+                labels.invalid += 1
+                if live.slot == self.reporting_key:
+                    yield self._dead_letter(invalid_label_letter(exc, value, offset, partition),
+                                            self.job.labels_topic)
+                continue
+            if host.joiner is not None and host.joiner.waiting(id):
+                outcome = host.apply_label(id, y)
+                if isinstance(outcome, DeadLetter):   # a label the model cannot use
+                    labels.invalid += 1
+                    yield self._dead_letter(outcome, self.job.topic)
+                yield from self._events(host)
+            else:
+                labels.orphans.hold_orphan(id, y)
+
+    def on_timer(self, timestamp: int, ctx: KeyedCoProcessFunction.OnTimerContext
+                 ) -> Iterator[Any]:
+        """The label wait ran out (processing time): the held records go on without the
+        labels still missing. The end of a bounded input (event time): the rest, then every
+        label left, then the key's summary."""
+        key = ctx.get_current_key()
+        live = self._live_of(key, ctx)
+        labels = live.labels
+        if ctx.time_domain() == TimeDomain.PROCESSING_TIME:
+            if timestamp == labels.wait_timer:
+                labels.wait_timer = None
+                if labels.pending:
+                    labels.waits_timed_out += 1
+                    yield from self._release(live, ctx, force=True)
+            return
+        yield from self._release(live, ctx, force=True)
+        yield from self._apply_labels(live, labels.due_labels(caught_up=True))
+        self._write_summary(key, live)

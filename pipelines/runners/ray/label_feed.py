@@ -2,15 +2,14 @@
 labels read ahead of the records, and hands each one, in timestamp order, to the worker's
 router (see the worker's module docstring for the ordering and the at-least-once caveat).
 
-The feed owns the labels reader, the backlog (labels read, not applied yet), the orphan labels
-(no record seen yet) and the labels topic's offsets, and saves and restores them in the worker's
-labels checkpoint. It knows nothing of the records' partitions: ``route(id, y)`` says whether a
+The feed owns the labels reader, the backlog (labels read, not applied yet; when each is due is
+`pipelines.label_schedule`'s rule, which the Flink runner shares), the orphan labels (no record
+seen yet) and the labels topic's offsets, and saves and restores them in the worker's labels
+checkpoint. It knows nothing of the records' partitions: ``route(id, y)`` says whether a
 waiting record took the label.
 """
 from __future__ import annotations
 
-import collections
-import json
 import os
 import sys
 import time
@@ -19,6 +18,13 @@ from typing import Any
 
 from pipelines.checkpoints import read_bytes, write_atomic
 from pipelines.checkpoints.partition import LabelsState, load_labels, save_labels
+from pipelines.label_schedule import (
+    InvalidLabel,
+    LabelBacklog,
+    feed_counts,
+    invalid_label_letter,
+    parse_label_message,
+)
 from pipelines.records import DeadLetter
 from pipelines.runners import kafka_io as kio
 from pipelines.runners.kafka_job import KafkaJob
@@ -66,8 +72,7 @@ class LabelFeed:
         self.since_checkpoint = 0
         self.waits_timed_out = 0
         self._read_to: dict[int, int] = {}   # next offset `fill` reads, per labels partition
-        self._backlog: dict[int, collections.deque] = {}   # read, not yet applied
-        self._newest: dict[int, int] = {}   # newest label timestamp read, per partition
+        self._backlog = LabelBacklog()       # read, not yet applied
         blob = (read_bytes(job.labels_checkpoint_uri(partitions)) if job.checkpoint_dir
                 else None)
         if blob is not None:
@@ -101,7 +106,7 @@ class LabelFeed:
         for _ in range(LABEL_DRAIN_POLLS if upto is None else sys.maxsize):
             if upto is not None and self._covers(upto):
                 return
-            if sum(len(q) for q in self._backlog.values()) >= LABEL_BACKLOG_MAX:
+            if len(self._backlog) >= LABEL_BACKLOG_MAX:
                 return
             if time.monotonic() > deadline:
                 self.waits_timed_out += 1
@@ -109,21 +114,19 @@ class LabelFeed:
             # read only the partitions still behind ``upto``, so one that is ahead cannot fill
             # the backlog while another still has labels due
             self._reader.pause_only(set() if upto is None else
-                                    {p for p, ts in self._newest.items() if ts > upto})
+                                    {p for p, ts in self._backlog.newest.items() if ts > upto})
             got = self._reader.poll(LABEL_POLL_MAX,
                                     LABEL_POLL_TIMEOUT_MS / 1000 if upto is not None else 0)
             if upto is None and not got and self._drained():
                 return
             for p, messages in got.items():
-                self._backlog.setdefault(p, collections.deque()).extend(messages)
+                for m in messages:
+                    self._backlog.add(p, timestamp_ms(m) or 0, m)
                 self._read_to[p] = messages[-1].offset() + 1
-                self._newest[p] = max(self._newest.get(p, -1),
-                                      max(timestamp_ms(m) or 0 for m in messages))
 
     def _covers(self, upto: int) -> bool:
         """Whether no label with a timestamp <= ``upto`` can still be unread."""
-        return all(self._newest.get(p, -1) > upto or self._partition_drained(p)
-                   for p in self._read_to)
+        return self._backlog.covers(upto, self._read_to, self._partition_drained)
 
     def _partition_drained(self, partition: int) -> bool:
         hw = self._reader.highwater(partition)
@@ -139,20 +142,14 @@ class LabelFeed:
         """Whether `apply` (``frontier``: the newest record timestamp read, ms) would apply a
         label now: the worker then learns the records before it, so the label comes between
         the same two records as it would record by record."""
-        return any((timestamp_ms(q[0]) or 0) <= frontier for q in self._backlog.values() if q)
+        return self._backlog.due(frontier)
 
     def apply(self, frontier: int, caught_up: bool = False) -> None:
         """Apply the backlog's labels not newer than ``frontier`` (the newest record timestamp
         read, ms; all of them when ``caught_up``), in timestamp order across the labels
-        partitions (ties: partition)."""
-        queues = [q for q in self._backlog.values() if q]
-        while queues:
-            queue = min(queues, key=lambda q: timestamp_ms(q[0]) or 0)
-            if not (caught_up or (timestamp_ms(queue[0]) or 0) <= frontier):
-                return
-            self._handle(queue.popleft())
-            if not queue:
-                queues.remove(queue)
+        partitions (ties: the lower partition)."""
+        for message in self._backlog.pop_due(frontier, caught_up):
+            self._handle(message)
 
     def _handle(self, m: Any) -> None:
         """Route one label by id, else hold it as an orphan; a label message that is not
@@ -161,16 +158,11 @@ class LabelFeed:
         self.read += 1
         self.since_checkpoint += 1
         try:
-            doc = json.loads(m.value())
-            id, y = doc["id"], doc[self.job.target]
-            hash(id), hash(y)
-            if id is None or y is None:
-                raise ValueError("null id or label")
-        except (ValueError, KeyError, TypeError, RecursionError) as exc:
+            id, y = parse_label_message(m.value(), self.job.target)
+        except InvalidLabel as exc:
             self.invalid += 1
-            dead = DeadLetter(m.offset(), f"invalid label message: {type(exc).__name__}: "
-                              f"{str(exc)[:80]}", raw=m.value(), partition=m.partition())
-            self._send_dead_letter(dead, self.job.labels_topic)
+            self._send_dead_letter(invalid_label_letter(exc, m.value(), m.offset(),
+                                                        m.partition()), self.job.labels_topic)
             return
         if not self._route(id, y):
             self.orphans.hold_orphan(id, y)
@@ -188,9 +180,7 @@ class LabelFeed:
 
     def counts(self) -> dict[str, int]:
         """The worker's label figures for the driver's merge."""
-        return {"read": self.read, "invalid": self.invalid,
-                "waits_timed_out": self.waits_timed_out, "orphan_joined": self.orphans.joined,
-                "orphans_dropped": self.orphans.orphaned, "orphans_held": self.orphans.orphans}
+        return feed_counts(self.read, self.invalid, self.waits_timed_out, self.orphans)
 
     def close(self) -> None:
         self._reader.close()

@@ -45,7 +45,6 @@ sees the same label delay the live stream had, instead of every label at once.
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import time
@@ -53,6 +52,7 @@ from collections.abc import Hashable
 from typing import Any
 
 from pipelines.checkpoints.partition import PartitionState
+from pipelines.label_schedule import with_held_label
 from pipelines.records import DeadLetter, Record
 from pipelines.runners import kafka_io as kio
 from pipelines.runners.kafka_job import KafkaJob
@@ -358,12 +358,8 @@ class PartitionWorker:
             return DeadLetter(m.offset(), "message has no value (null)", raw=b"",
                               partition=partition)
         item = state.decoder(value, m.offset(), partition, key=formats.key_text(m.key()))
-        if (self.labels is not None and isinstance(item, Record) and item.y is None
-                and item.id is not None):
-            y = self.labels.orphans.take_orphan(item.id)   # its label came first
-            if y is not None:
-                item = dataclasses.replace(item, y=y)
-        return item
+        # its label came first: held as an orphan
+        return with_held_label(item, self.labels.orphans) if self.labels is not None else item
 
     def _learn_and_send(self, state: PartitionState, partition: int, messages: list[Any],
                         items: list[Record | DeadLetter]) -> None:
