@@ -1,5 +1,6 @@
-"""What `driftflow bench` runs: every benchmarked model by name (driftflow's and River's peers)
-and the streams (the paper's synthetic ones and Electricity), with the paper's figures."""
+"""What `driftflow bench` runs: every benchmarked model by name (driftflow's, River's peers and
+MOA's, `bench.moa_peers`) and the streams (the paper's synthetic ones and Electricity), with the
+paper's figures."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -7,6 +8,7 @@ from pathlib import Path
 
 from river import base, ensemble, forest, tree
 
+from bench.moa_peers import MOA_LEARNERS
 from pipelines import STREAMS as SYNTHETIC_STREAMS
 from pipelines import make_model
 from pipelines.sources.datasets import electricity_path
@@ -24,13 +26,16 @@ MODEL_REGISTRY: dict[str, Callable[[int], base.Classifier]] = {
     "river-lb10": lambda seed: ensemble.LeveragingBaggingClassifier(
         model=tree.HoeffdingTreeClassifier(), n_models=10, seed=seed),
 }
-"""Every benchmarked model by name: ``factory(seed) -> River classifier``."""
+"""Every benchmarked Python model by name: ``factory(seed) -> River classifier``."""
+ALL_MODELS = [*MODEL_REGISTRY, *MOA_LEARNERS]
+"""Every model name `--models` takes: the Python ones, then MOA's (run in a JVM)."""
 
 ARF, HT, MOE_DATA, ADAPTIVE = "river-arf10", "river-ht", "driftmoe-data", "adaptive"
+MOA_ARF10, MOA_ARF100 = "moa-arf10", "moa-arf100"
 # SRP(10) and LeveragingBagging(10) run ~40 records/s on LED: at ci size they alone would take
 # ~3 h, so they run when asked (``--models``, or ``--models all``), not by default.
 SLOW_PEERS = ("river-srp10", "river-lb10")
-DEFAULT_MODELS = [name for name in MODEL_REGISTRY if name not in SLOW_PEERS]
+DEFAULT_MODELS = [name for name in ALL_MODELS if name not in SLOW_PEERS]
 
 # -- streams -----------------------------------------------------------------------------------
 

@@ -10,16 +10,16 @@ microseconds a record (predict + learn; CPU, not wall, time because the machine 
   loop pays; encoding timed separately);
 - ``compiled record``: ``CompiledHoeffdingTree.predict_proba_one`` + ``learn_one`` (River's API);
 - ``River``: ``river.tree.HoeffdingTreeClassifier``;
-- ``MOA``: ``moa.classifiers.trees.HoeffdingTree`` from MOA's jar (bench/moa/, TreeOnArff.java)
-  reading the same records from an ARFF file (LED's segments declared nominal, as MOA's own LED
-  generator declares them, and so in our trees).
+- ``MOA``: ``moa.classifiers.trees.HoeffdingTree`` from MOA's jar (`bench.moa_peers`'s
+  ``moa-ht``, bench/moa/Prequential.java) reading the same records from an ARFF file (LED's
+  segments declared nominal, as MOA's own LED generator declares them, and so in our trees);
+  CPU time of its predict+learn loop alone.
 Writes compiled_tree.json and the table in COMPILED_TREE.md beside this file.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 from river import tree
 
+from bench.moa_peers import run_learner, write_arff
 from bench.provenance import commit_label
 from experts import CompiledHoeffdingTree
 from experts._compiled_tree import (
@@ -39,7 +40,6 @@ from experts._encoding import RecordEncoder
 from pipelines.sources.synthetic import STREAMS, _compose, _led_concept, _named
 
 HERE = Path(__file__).resolve().parent
-MOA_DIR = HERE / "moa"
 PAPER = {"grace_period": 50, "delta": 1e-7, "tau": 0.05, "leaf_prediction": "nba"}
 _MAX_NODES = 100_000   # above any tree these streams grow: the cap never binds here
 _BATCH = 1000          # records a kernel call: a Kafka poll's worth
@@ -87,27 +87,16 @@ def record_api(model, data: list) -> dict:
             "nodes": int(nodes)}
 
 
-def write_arff(data: list, names: list[str], n_classes: int, nominal: bool, path: Path) -> None:
-    kind = "{0,1}" if nominal else "NUMERIC"
-    lines = ["@RELATION driftflow"]
-    lines += [f"@ATTRIBUTE a{name} {kind}" for name in names]
-    lines += ["@ATTRIBUTE class {" + ",".join(str(c) for c in range(n_classes)) + "}", "@DATA"]
-    for x, y in data:
-        values = (str(int(x[name])) if nominal else repr(float(x[name])) for name in names)
-        lines.append(",".join(values) + f",{int(y)}")
-    path.write_text("\n".join(lines) + "\n")
-
-
-def moa_tree(data: list, names: list[str], n_classes: int, nominal: bool) -> dict:
+def moa_tree(data: list, label: str) -> dict:
+    """MOA's HoeffdingTree (the paper's settings, `bench.moa_peers`'s ``moa-ht``) on ``data``;
+    ``label`` starting with LED makes the attributes nominal."""
     with tempfile.TemporaryDirectory() as tmp:
         arff = Path(tmp) / "stream.arff"
-        write_arff(data, names, n_classes, nominal, arff)
-        out = subprocess.run(
-            ["java", "-cp", f"{MOA_DIR / 'lib'}/*:{MOA_DIR / 'classes'}", "TreeOnArff", str(arff),
-             str(PAPER["grace_period"]), str(PAPER["delta"])],
-            capture_output=True, text=True, check=True).stdout.split()
-    return {"accuracy": round(float(out[0]), 2), "us_per_record": round(float(out[1]), 2),
-            "nodes": int(out[2])}
+        classes = write_arff(arff, label, [x for x, _ in data], [y for _, y in data])
+        out = run_learner("moa-ht", arff, classes, seed=0)
+    return {"accuracy": round(100.0 * out["accuracy"], 2),
+            "us_per_record": round(out["cpu_seconds"] / out["records"] * 1e6, 2),
+            "nodes": int(out["measurements"]["tree size (nodes)"])}
 
 
 def led_drift(moa: bool, n: int = 200_000, centre: int = 100_000) -> dict:
@@ -118,7 +107,7 @@ def led_drift(moa: bool, n: int = 200_000, centre: int = 100_000) -> dict:
     names = [str(i) for i in range(24)]
     result = {"compiled batch": compiled_batch(data, tuple(names))}
     if moa:
-        result["MOA"] = moa_tree(data, names, 10, nominal=True)
+        result["MOA"] = moa_tree(data, "LED drift")
     return result
 
 
@@ -135,7 +124,7 @@ def run_stream(name: str, n: int, seed: int, moa: bool) -> dict:
             grace_period=50, delta=1e-7, tau=0.05, leaf_prediction="nba")), data),
     }
     if moa:
-        result["MOA"] = moa_tree(data, stream.feature_names, stream.n_classes, bool(nominal))
+        result["MOA"] = moa_tree(data, name)
     return result
 
 
@@ -174,7 +163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 description=__doc__.split("\n")[0])
     p.add_argument("--records", type=int, default=100_000)
     p.add_argument("--streams", nargs="+", default=["SEAa", "LEDa", "RBFm"])
-    p.add_argument("--no-moa", action="store_true", help="skip MOA (needs bench/moa/ built)")
+    p.add_argument("--no-moa", action="store_true",
+                   help="skip MOA (needs java, javac and mvn: bench.moa_peers builds on first use)")
     p.add_argument("--led-drift", action="store_true",
                    help="also bench/moa/README.md's 200,000-record LED drift (compiled and MOA)")
     args = p.parse_args(argv)

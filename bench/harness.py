@@ -1,4 +1,5 @@
-"""Benchmarks that decide: driftflow's models and River's peers on the same streams, in one run.
+"""Benchmarks that decide: driftflow's models, River's and MOA's peers on the same streams, in one
+run.
 
 ``driftflow bench`` / ``python -m bench``. For every stream and seed one worker process (spawned)
 generates the stream once into a list, then runs every model on it one after the other, so the
@@ -21,8 +22,12 @@ timings within a stream share a process, a CPU and a stream. Per (stream, model)
 - **Experts** at the end: ``model.n_experts`` (driftflow), ``n_models`` (River ensembles), 1 for
   a single tree. **Detected drifts**: positions of ``events()`` of kind ``"drift"`` (driftflow's
   models only; River's peers expose none).
+- **MOA's peers** (``moa-*``, `bench.moa_peers`): the same records written to an ARFF file and
+  run by MOA's own jar in a JVM subprocess; the JVM times its predict+learn loop alone, the
+  predictions come back and are scored as above. No memory pass or state size for them.
 - **Ratios**: accuracy minus ARF(10)'s (percentage points), throughput / ARF(10)'s and throughput
-  / HoeffdingTree's, on the same stream and seed.
+  / HoeffdingTree's (River's), accuracy minus MOA ARF(100)'s and throughput / MOA ARF(10)'s, on
+  the same stream and seed.
 
 Writes ``RESULTS.md``, ``results.json`` (every raw number) and one PNG per stream to ``--out``.
 The parts: `bench.catalog` (models, streams), `bench.measure` (one worker's runs),
@@ -44,6 +49,7 @@ from typing import Any
 from tqdm import tqdm
 
 from bench.catalog import (
+    ALL_MODELS,
     DEFAULT_MODELS,
     DEFAULT_STREAMS,
     ELEC,
@@ -59,12 +65,13 @@ from bench.measure import (
     _init_worker,
     run_stream,
 )
+from bench.moa_peers import MOA_LEARNERS, MoaUnavailable, ensure_built
 from bench.provenance import code_version, machine_info
 from bench.results import _json_default, add_ratios, aggregate, summarise
 from bench.results_md import plot_stream, render, summary_table, write_markdown
 from pipelines.sources.datasets import electricity_path
 
-__all__ = ["MODEL_REGISTRY", "build_parser", "expected_minutes", "machine_info", "main"]
+__all__ = ["ALL_MODELS", "MODEL_REGISTRY", "build_parser", "expected_minutes", "machine_info", "main"]
 
 # Wall seconds per stream record per model on one core, from the ci run in bench/results.json
 # (7 streams x 100,000 records x the 6 default models, 2 jobs: 1,664 s); a busy or slower
@@ -92,7 +99,7 @@ def build_parser(prog: str = "driftflow bench") -> argparse.ArgumentParser:
                         "'elec' (Electricity, from $DRIFTFLOW_DATASETS or ../shared/datasets) "
                         "or file:PATH")
     p.add_argument("--models", type=_csv_list, default=DEFAULT_MODELS,
-                   help=f"comma list, or 'all' for every one of {', '.join(MODEL_REGISTRY)} "
+                   help=f"comma list, or 'all' for every one of {', '.join(ALL_MODELS)} "
                         f"(default: all but {' and '.join(SLOW_PEERS)}, ~40 records/s on LED)")
     p.add_argument("--size", choices=list(SIZES), default="ci",
                    help="records per stream: smoke 2,000 (~1 min); ci 100,000 (~30-45 min on 2 "
@@ -136,12 +143,12 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     if args.models == ["all"]:
-        args.models = list(MODEL_REGISTRY)
-    unknown = [m for m in args.models if m not in MODEL_REGISTRY]
+        args.models = list(ALL_MODELS)
+    unknown = [m for m in args.models if m not in ALL_MODELS]
     if unknown:
         parser.print_usage(sys.stderr)
         print(f"unknown model(s): {', '.join(unknown)}; choose from "
-              f"{', '.join(MODEL_REGISTRY)}", file=sys.stderr)
+              f"{', '.join(ALL_MODELS)}", file=sys.stderr)
         return 2
     if args.seeds < 1 or args.jobs < 1 or (args.limit is not None and args.limit < 1):
         print("--seeds, --jobs and --limit must be >= 1", file=sys.stderr)
@@ -155,6 +162,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.render:
         return render(args.out or Path(__file__).resolve().parent, args.merge)
     limit = args.limit if args.limit is not None else SIZES[args.size]
+    if any(m in MOA_LEARNERS for m in args.models):
+        try:   # MOA's jars and bench/moa/Prequential.class, once, before any worker starts
+            ensure_built()
+        except MoaUnavailable as exc:
+            print(f"driftflow bench: {exc}", file=sys.stderr)
+            return 2
     if args.mem_records is None:
         args.mem_records = SMOKE_MEM_RECORDS if args.size == "smoke" else DEFAULT_MEM_RECORDS
 

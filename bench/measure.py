@@ -1,5 +1,6 @@
 """One bench worker: every model, one after the other, on one (stream, seed), timed (no
-tracemalloc), then a separate tracemalloc pass; see `bench.harness` for what is measured."""
+tracemalloc), then a separate tracemalloc pass; MOA's peers in a JVM on the same records (no
+tracemalloc pass); see `bench.harness` for what is measured."""
 from __future__ import annotations
 
 import gc
@@ -16,6 +17,7 @@ from river import base
 from tqdm import tqdm
 
 from bench.catalog import MODEL_REGISTRY
+from bench.moa_peers import MOA_LEARNERS, MoaStreamFile
 from pipelines import DeadLetter, PrequentialMetrics, open_source
 
 # tracemalloc slows a model 3-8x, and the pass runs every model on every stream: 2,500 records
@@ -110,39 +112,76 @@ def run_stream(task: dict[str, Any]) -> dict[str, Any]:
                generate_seconds=time.perf_counter() - t0)
     window, every = _curve_settings(n)
     out.update(window=window, curve_every=every)
-    mem_n = min(n, task["mem_records"])
-    for name in task["models"]:
-        factory = MODEL_REGISTRY[name]
-        run: dict[str, Any] = {"model": name, "seed": seed}
-        bar = tqdm(total=n, desc=f"{label}/s{seed} {name}", position=position, leave=False,
-                   disable=task["quiet"], mininterval=1.0, unit="rec", dynamic_ncols=True)
-        try:
-            gc.collect()
-            model = factory(seed)
-            preds, seconds, states = _timed_run(model, xs, ys, bar, max(_CHUNK, n // 20))
-            metrics = PrequentialMetrics(window=window, curve_every=every)
-            for y, p in zip(ys, preds):
-                metrics.update(y, p)
-            events = model.events() if hasattr(model, "events") else []
-            run.update(metrics.as_dict())
-            run.update(
-                seconds=seconds, records_per_s=n / seconds if seconds > 0 else math.inf,
-                experts=_experts(model), state_bytes=_pickled_size(model),
-                drifts_detected=[e["position"] for e in events if e.get("kind") == "drift"],
-                event_counts=dict(Counter(e.get("kind", "?") for e in events)), curve=metrics.curve, state_curve=states,
-                state_spread_second_half=_second_half_spread(states, n),
-            )
-            del model, preds
-            if mem_n:
-                bar.set_postfix_str(f"tracemalloc pass, {mem_n:,} records", refresh=True)
-                run.update(_memory_run(factory, seed, xs[:mem_n], ys[:mem_n]))
-        except Exception as exc:  # noqa: BLE001 - one failing model must not sink the others
-            run["error"] = f"{type(exc).__name__}: {exc}"
-            run["traceback"] = traceback.format_exc()
-        finally:
-            bar.close()
-        out["runs"][name] = run
+    moa_file = MoaStreamFile(label, xs, ys)   # the ARFF export, written if a MOA peer runs
+    try:
+        for name in task["models"]:
+            out["runs"][name] = _run_model(name, task, xs, ys, moa_file, position)
+    finally:
+        moa_file.close()
     return out
+
+
+def _run_model(name: str, task: dict[str, Any], xs: list, ys: list, moa_file: MoaStreamFile,
+               position: int) -> dict[str, Any]:
+    """One model's timed run on the stream, scored, then its tracemalloc pass (Python only);
+    a failure is reported in the run, not raised."""
+    label, seed, n = task["label"], task["seed"], len(xs)
+    window, every = _curve_settings(n)
+    mem_n = min(n, task["mem_records"])
+    run: dict[str, Any] = {"model": name, "seed": seed}
+    bar = tqdm(total=n, desc=f"{label}/s{seed} {name}", position=position, leave=False,
+               disable=task["quiet"], mininterval=1.0, unit="rec", dynamic_ncols=True)
+    try:
+        gc.collect()
+        if name in MOA_LEARNERS:
+            preds, seconds = _moa_run(moa_file, name, seed, n, run)
+            bar.update(n)
+        else:
+            preds, seconds = _python_run(name, seed, xs, ys, bar, run)
+        metrics = PrequentialMetrics(window=window, curve_every=every)
+        for y, p in zip(ys, preds):
+            metrics.update(y, p)
+        run.update(metrics.as_dict())
+        run.update(seconds=seconds, records_per_s=n / seconds if seconds > 0 else math.inf,
+                   curve=metrics.curve)
+        del preds
+        if mem_n and name not in MOA_LEARNERS:
+            bar.set_postfix_str(f"tracemalloc pass, {mem_n:,} records", refresh=True)
+            run.update(_memory_run(MODEL_REGISTRY[name], seed, xs[:mem_n], ys[:mem_n]))
+    except Exception as exc:  # noqa: BLE001 - one failing model must not sink the others
+        run["error"] = f"{type(exc).__name__}: {exc}"
+        run["traceback"] = traceback.format_exc()
+    finally:
+        bar.close()
+    return run
+
+
+def _python_run(name: str, seed: int, xs: list, ys: list, bar: tqdm, run: dict[str, Any]
+                ) -> tuple[list, float]:
+    """The timed run of a Python model; its end state, experts and drifts go into ``run``."""
+    model = MODEL_REGISTRY[name](seed)
+    preds, seconds, states = _timed_run(model, xs, ys, bar, max(_CHUNK, len(xs) // 20))
+    events = model.events() if hasattr(model, "events") else []
+    run.update(
+        experts=_experts(model), state_bytes=_pickled_size(model),
+        drifts_detected=[e["position"] for e in events if e.get("kind") == "drift"],
+        event_counts=dict(Counter(e.get("kind", "?") for e in events)), state_curve=states,
+        state_spread_second_half=_second_half_spread(states, len(xs)),
+    )
+    return preds, seconds
+
+
+def _moa_run(moa_file: MoaStreamFile, name: str, seed: int, n: int, run: dict[str, Any]
+             ) -> tuple[list, float]:
+    """A MOA peer in its JVM on the stream's records: its predictions and loop seconds."""
+    result = moa_file.run(name, seed)
+    if result["records"] != n:
+        raise RuntimeError(f"MOA read {result['records']:,} records of {n:,}")
+    run.update(experts=MOA_LEARNERS[name][1], state_bytes=None, drifts_detected=[],
+               event_counts={}, state_curve=[], state_spread_second_half=None,
+               cpu_seconds=result["cpu_seconds"], moa_accuracy=result["accuracy"],
+               moa_measurements=result["measurements"])
+    return result["predictions"], result["seconds"]
 
 
 def _pickled_size(model: Any) -> int | None:

@@ -23,7 +23,7 @@ def _fmt(value: float | None, spec: str, scale: float = 1.0) -> str:
 
 def _model_row(name: str, agg: dict[str, Any], label: str, seeds: int) -> str:
     if agg["accuracy"] is None:
-        return f"| {name} | failed: {'; '.join(agg['errors'])[:120]} |" + " |" * 13
+        return f"| {name} | failed: {'; '.join(agg['errors'])[:120]} |" + " |" * 15
     acc = _fmt(agg["accuracy"], ".2f", 100)
     if seeds > 1 and agg["accuracy_std"] is not None:
         acc += f" ± {agg['accuracy_std'] * 100:.2f}"
@@ -36,6 +36,8 @@ def _model_row(name: str, agg: dict[str, Any], label: str, seeds: int) -> str:
             f"| {_fmt(agg['kappa_m'], '.3f')} | {_fmt(agg['kappa_t'], '.3f')} "
             f"| {_fmt(agg['records_per_s'], ',.0f')} | {_fmt(agg['acc_minus_arf_points'], '+.2f')} "
             f"| {_fmt(agg['speed_vs_arf'], '.2f')} | {_fmt(agg['speed_vs_ht'], '.3f')} "
+            f"| {_fmt(agg.get('acc_minus_moa_arf100_points'), '+.2f')} "
+            f"| {_fmt(agg.get('speed_vs_moa_arf10'), '.2f')} "
             f"| {_fmt(agg['mem_peak_bytes'], ',.1f', 1 / 2**20)} "
             f"| {_fmt(agg['state_bytes'], ',.0f', 1 / 2**10)} "
             f"| {_fmt(agg.get('state_spread_second_half'), '.1f', 100)} "
@@ -44,21 +46,24 @@ def _model_row(name: str, agg: dict[str, Any], label: str, seeds: int) -> str:
 
 _STREAM_HEADER = (
     "| model | acc % | paper MoE-Data % (1M) | kappa | kappa-M | kappa-T | records/s "
-    "| acc − ARF (pts) | × ARF speed | × HT speed | mem peak MiB | state KiB "
-    "| state spread, 2nd half % | experts | detected drifts |\n"
-    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    "| acc − ARF (pts) | × ARF speed | × HT speed | acc − MOA ARF100 (pts) | × MOA ARF10 speed "
+    "| mem peak MiB | state KiB | state spread, 2nd half % | experts | detected drifts |\n"
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 
 
 def summary_table(summary: dict[str, Any]) -> str:
     lines = ["| model | streams | mean acc % | mean kappa | mean records/s "
-             "| mean acc − ARF (pts) | mean × ARF speed | mean × HT speed |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "| mean acc − ARF (pts) | mean × ARF speed | mean × HT speed | min × HT speed "
+             "| mean acc − MOA ARF100 (pts) | mean × MOA ARF10 speed |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, s in summary.items():
         lines.append(
             f"| {name} | {s['streams']} | {_fmt(s['accuracy'], '.2f', 100)} "
             f"| {_fmt(s['kappa'], '.3f')} | {_fmt(s['records_per_s'], ',.0f')} "
             f"| {_fmt(s['acc_minus_arf_points'], '+.2f')} | {_fmt(s['speed_vs_arf'], '.2f')} "
-            f"| {_fmt(s['speed_vs_ht'], '.3f')} |")
+            f"| {_fmt(s['speed_vs_ht'], '.3f')} | {_fmt(s.get('speed_vs_ht_min'), '.3f')} "
+            f"| {_fmt(s.get('acc_minus_moa_arf100_points'), '+.2f')} "
+            f"| {_fmt(s.get('speed_vs_moa_arf10'), '.2f')} |")
     return "\n".join(lines)
 
 
@@ -98,7 +103,16 @@ def write_markdown(path: Path, meta: dict[str, Any], per_stream: dict[str, Any],
         "N/20 records over the stream's second half during the timed run (not timed); "
         "(max - min) / min of those sizes, the figure for \"memory flat within 10 %\".",
         "- acc − ARF: accuracy minus River ARF(10)'s in percentage points; × ARF / × HT speed: "
-        "throughput divided by ARF(10)'s / HoeffdingTree's, same stream and seed.",
+        "throughput divided by River's ARF(10)'s / HoeffdingTree's, same stream and seed; "
+        "min × HT speed: the lowest over the streams. acc − MOA ARF100, × MOA ARF10 speed: the "
+        "same against MOA's AdaptiveRandomForest with 100 and 10 trees.",
+        "- MOA peers (`moa-ht`: HoeffdingTree, grace period 50, confidence 1e-7; `moa-arf10`, "
+        "`moa-arf100`: AdaptiveRandomForest, MOA's defaults, 10 / 100 trees): MOA 2024.07.0's "
+        "own jar (bench/moa/Prequential.java, Java 17) in a JVM subprocess, on the very records "
+        "above written to an ARFF file (LED's attributes nominal, as MOA's LED generator "
+        "declares them). The JVM reads the file first and times its predict+learn loop alone "
+        "(`System.nanoTime`, JIT warm-up included, JVM start not); its predictions are scored "
+        "here like every model's. No memory pass or state size (—).",
         "- paper MoE-Data: the DriftMoE paper's MoE-Data accuracy (mean of 10 seeds, 1,000,000 "
         "records, Electricity whole) beside our `driftmoe-data` at this run's size.",
         "- experts: pool size at the end (`n_experts`), `n_models` for River ensembles, 1 for a "

@@ -10,9 +10,19 @@ import pytest
 from bench import harness
 from bench.harness import main
 from bench.measure import _experts
+from bench.moa_peers import MoaUnavailable, ensure_built, write_arff
 from tests.support import unavailable
 
 MODELS = ["adaptive", "driftmoe-data", "river-ht"]
+
+
+def _need_moa() -> None:
+    """MOA's jars and bench/moa's class, fetched and compiled on first use; without java,
+    javac or mvn the test fails under CI and skips elsewhere."""
+    try:
+        ensure_built()
+    except MoaUnavailable as exc:
+        unavailable(str(exc))
 
 
 def _elec() -> Path:
@@ -129,11 +139,60 @@ def test_registry_has_the_peers(tmp_path: Path) -> None:
     assert set(harness.MODEL_REGISTRY) == {
         "adaptive", "driftmoe-data", "driftmoe-task", "river-ht", "river-hat", "river-arf10",
         "river-srp10", "river-lb10"}
-    assert set(harness.MODEL_REGISTRY) - set(harness.DEFAULT_MODELS) == set(harness.SLOW_PEERS)
+    assert set(harness.ALL_MODELS) - set(harness.MODEL_REGISTRY) == {
+        "moa-ht", "moa-arf10", "moa-arf100"}
+    assert set(harness.ALL_MODELS) - set(harness.DEFAULT_MODELS) == set(harness.SLOW_PEERS)
+    _need_moa()
     assert main(["--models", "all", "--limit", "100", "--streams", "SEAa", "--jobs", "1",
                  "--quiet", "--mem-records", "0", "--out", str(tmp_path)]) == 0
     ran = json.loads((tmp_path / "results.json").read_text())["streams"]["SEAa"]["models"]
-    assert all(ran[name]["accuracy"] is not None for name in harness.MODEL_REGISTRY)
+    assert all(ran[name]["accuracy"] is not None for name in harness.ALL_MODELS)
+    assert ran["moa-arf100"]["experts"] == 100
     srp = harness.MODEL_REGISTRY["river-srp10"](0)
     assert type(srp.model).__name__ == "HoeffdingTreeClassifier"
     assert _experts(harness.MODEL_REGISTRY["river-arf10"](0)) == 10
+
+
+@pytest.mark.timeout(180)
+def test_moa_peer_runs_on_the_same_records(tmp_path: Path) -> None:
+    """MOA's HoeffdingTree from MOA's jar, in a JVM, on the harness's own 500 SEAa records:
+    every record predicted, MOA's own count of hits equals ours of its predictions, accuracy
+    above a floor, the ratios against it filled in."""
+    _need_moa()
+    assert main(["--limit", "500", "--streams", "SEAa", "--models", "river-ht,moa-arf10,moa-ht",
+                 "--out", str(tmp_path), "--jobs", "1", "--quiet", "--mem-records", "0"]) == 0
+    data = json.loads((tmp_path / "results.json").read_text())
+    run = data["runs"][0]["runs"]["moa-ht"]
+    assert run["scored"] == 500 and run["unpredicted"] == 0
+    assert run["accuracy"] == pytest.approx(run["moa_accuracy"], abs=1e-8)
+    assert run["accuracy"] > 0.75, run["accuracy"]
+    assert run["records_per_s"] > 0 and run["experts"] == 1
+    assert run["moa_measurements"]["tree size (nodes)"] >= 1
+    ht = data["streams"]["SEAa"]["models"]["river-ht"]
+    assert ht["speed_vs_moa_arf10"] > 0 and ht["acc_minus_moa_arf100_points"] is None
+    md = (tmp_path / "RESULTS.md").read_text()
+    assert "\n| moa-ht | 1 | " in md and "\n| moa-arf10 | " in md
+
+
+def test_moa_arff_declares_led_and_strings_nominal(tmp_path: Path) -> None:
+    """LED's 0/1 attributes nominal as MOA's LED generator declares them; string features
+    nominal with their values; numbers numeric; class labels in ARFF index order."""
+    led = tmp_path / "led.arff"
+    assert write_arff(led, "LEDa", [{"0": 1.0, "1": 0.0}] * 2, [3, 7]) == [3, 7]
+    text = led.read_text()
+    assert "@ATTRIBUTE f0_0 {0,1}\n" in text and "\n1,0,3\n1,0,7\n" in text
+    mixed = tmp_path / "mixed.arff"
+    assert write_arff(mixed, "elec", [{"day": "2", "p": 0.5}, {"day": "7", "p": 1}],
+                      ["UP", "DOWN"]) == ["DOWN", "UP"]
+    text = mixed.read_text()
+    assert "@ATTRIBUTE f0_day {2,7}\n@ATTRIBUTE f1_p NUMERIC\n" in text
+    assert text.endswith("@DATA\n2,0.5,UP\n7,1.0,DOWN\n")
+
+
+def test_moa_peers_without_java_is_a_one_line_error(tmp_path: Path, monkeypatch,
+                                                    capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))   # no java, javac or mvn to be found
+    assert main(["--limit", "100", "--streams", "SEAa", "--models", "moa-ht", "--quiet",
+                 "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "need java, javac, mvn on PATH" in err[0]
