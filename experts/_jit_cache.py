@@ -46,15 +46,26 @@ def sources_digest() -> str:
     return digest.hexdigest()[:16]
 
 
+def cache_directory() -> Path:
+    """Where this version of the sources keeps its compiled kernels."""
+    base = os.environ.get(CACHE_ENV) or os.path.join(Path.home(), ".cache", "driftflow", "numba")
+    return Path(base) / sources_digest()
+
+
+def is_warm() -> bool:
+    """Whether compiled kernels of this version of the sources are on disk (else the first
+    model built compiles them: about a minute of one core)."""
+    directory = cache_directory()
+    return directory.is_dir() and any(directory.rglob("*.nbi"))
+
+
 class SourcesDigestLocator(caching.InTreeCacheLocator):
     """numba cache locator for driftflow's packages: keyed by `sources_digest`, not mtimes."""
 
     def __init__(self, py_func: Any, py_file: str) -> None:
         super().__init__(py_func, py_file)
-        base = os.environ.get(CACHE_ENV) or os.path.join(Path.home(), ".cache", "driftflow",
-                                                         "numba")
         relative_dir = os.path.dirname(_package_of(py_file) or "")
-        self._cache_path = os.path.join(base, sources_digest(), relative_dir)
+        self._cache_path = os.path.join(cache_directory(), relative_dir)
 
     def get_source_stamp(self) -> str:
         return sources_digest()

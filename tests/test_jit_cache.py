@@ -47,3 +47,16 @@ def test_a_copy_elsewhere_shares_the_cache_and_a_changed_source_does_not(tmp_pat
     with open(copy / "experts" / "_compiled_rng.py", "a") as f:   # a kernel others inline
         f.write("\n# changed\n")
     assert _cache_path_in(copy, cache) != original
+
+
+def test_is_warm_only_once_compiled_code_is_on_disk(tmp_path: Path) -> None:
+    """The first-run notice of `driftflow run` rests on this: an empty cache is cold, importing
+    compiles nothing, and the first compiled kernel written under this sources' digest makes it
+    warm."""
+    code = ("from experts import _jit_cache; print(_jit_cache.is_warm()); "
+            "from experts._compiled_rng import new_rng, rng_next; print(_jit_cache.is_warm()); "
+            "rng_next(new_rng(1)); print(_jit_cache.is_warm())")
+    env = {**os.environ, _jit_cache.CACHE_ENV: str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True,
+                         capture_output=True, text=True).stdout.split()
+    assert out == ["False", "False", "True"]
