@@ -45,11 +45,22 @@ def _run_local(args: argparse.Namespace) -> int:
         limit = DEFAULT_SYNTHETIC_RECORDS
     source = open_source(args.source, target=args.target, limit=limit, seed=args.seed,
                          no_labels=args.no_labels)
+    _say_if_compiling(args.quiet)
     model = make_model(args.model, seed=args.seed)
     metrics = run_local(source, model, out_dir=args.out, progress=not args.quiet,
                         no_labels=args.no_labels)
     _print_summary(metrics, args.out)
     return 0
+
+
+def _say_if_compiling(quiet: bool) -> None:
+    """One line on stderr when the kernels are not compiled yet, so the first run's minute of
+    compiling does not look like a hang."""
+    from experts._jit_cache import cache_directory, is_warm
+
+    if not quiet and not is_warm():
+        print(f"driftflow: compiling the model's kernels (first run of this version, about a "
+              f"minute; cached in {cache_directory()})", file=sys.stderr, flush=True)
 
 
 def _kafka_job(args: argparse.Namespace) -> Any:
