@@ -2,12 +2,23 @@
 
 The kernels (``tree_predict_proba``, ``tree_learn``, ``tree_reset``, ``tree_predict_learn``,
 ``tree_predict_learn_many``) are in :mod:`experts._compiled_tree_kernels`, re-exported here. A
-pool holds K trees stacked on a leading slot axis; arrays start small and grow by doubling
-between batches, when a kernel returned 1 or the encoder met new classes or nominal values
+pool holds K trees stacked on a leading slot axis; class, feature and nominal-value capacities
+grow by doubling between batches, when the encoder met new classes or values
 (``ensure_tree_capacity``).
+
+Node and leaf-row capacity: when the whole pool at its node cap (``max_nodes`` nodes and rows
+per slot) costs at most ``PRESIZE_MAX_BYTES``, it is allocated at the cap at once and never
+grows again (``cap_bytes`` states the figure; e.g. ``adaptive``'s 13 slots x 1,000 nodes on SEA,
+3 numeric features, 2 classes: 4.3 MiB). Doubling node arrays grows *every* slot's arrays when
+*one* tree passes half of them, so a long run ends at the cap anyway: sizing it once removes the
+mid-run steps in resident memory (and the copy) without raising the final footprint. A pool
+costlier than that at its cap (many features or classes, a large cap) starts small and doubles
+when a kernel returned 1, as before; either way a pool never holds more than ``cap_bytes``
+(plus branch slots of multiway nominal splits, which still double).
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -40,7 +51,10 @@ from ._compiled_tree_layout import (
 )
 
 LEAF_PREDICTIONS = {"mc": LEAF_MC, "nb": LEAF_NB, "nba": LEAF_NBA}
-_INITIAL_NODES = 32   # node and row capacity of a new pool: a few splits before the first growth
+_INITIAL_NODES = 32   # node and row capacity of a pool too costly at its cap: a few splits
+# a pool at most this large at its node cap is allocated there at once (a quarter of adaptive's
+# default expert-memory budget, max_bytes 64 MiB); bytes, all slots and arrays
+PRESIZE_MAX_BYTES = 16 * 2**20
 # axes of each array after the slot axis: N nodes, L rows, B branches, C classes, F features,
 # Fn numeric, Fm nominal columns, V nominal value slots, or a fixed width
 _AXES: dict[str, tuple[str, ...]] = {
@@ -59,7 +73,9 @@ _EMPTY = {"node_feature": -1, "node_row": -1, "branch_child": -1}   # fill of un
 
 __all__ = [
     "LEAF_PREDICTIONS",
+    "PRESIZE_MAX_BYTES",
     "TreePool",
+    "cap_bytes",
     "ensure_tree_capacity",
     "grow_tree_pool",
     "new_tree_pool",
@@ -135,8 +151,7 @@ def new_tree_pool(
     row[[GRACE, DELTA, TAU, MAX_NODES, LEAF_PREDICTION, NB_THRESHOLD, MIN_BRANCH_FRAC,
          SPLIT_POINTS]] = (grace_period, delta, tau, max_nodes, LEAF_PREDICTIONS[leaf_prediction],
                            nb_threshold, min_branch_frac, split_points)
-    nodes = min(_INITIAL_NODES, max_nodes)
-    dims = {"N": nodes, "L": nodes, "B": 2 * nodes, "C": n_classes}
+    dims = _node_dims(n_slots, max_nodes, n_classes, values, {"N": 1, "L": 1, "B": 0})
     return _allocate(np.tile(row, (n_slots, 1)), values, dims)
 
 
@@ -147,12 +162,40 @@ def _doubled(capacity: int, used: int, limit: float) -> int:
     return max(int(min(capacity, max(limit, used))), used)
 
 
+def cap_bytes(n_slots: int, max_nodes: float, n_classes: int, nominal_values: np.ndarray
+              ) -> int:
+    """Bytes of a pool of ``n_slots`` trees with ``n_classes`` class slots and these features
+    (``nominal_values``) at its node cap: ``max_nodes`` nodes and leaf rows, two branch slots a
+    node, every array of the layout (8-byte entries)."""
+    _, _, dims = _layout(nominal_values)
+    dims = {**dims, "N": max_nodes, "L": max_nodes, "B": 2 * max_nodes, "C": n_classes,
+            "settings": N_SETTINGS, "sizes": 3}
+    return int(8 * n_slots * sum(math.prod(dims[a] for a in axes) for axes in _AXES.values()))
+
+
+def _node_dims(n_slots: int, max_nodes: float, n_classes: int, nominal_values: np.ndarray,
+               used: dict[str, int], current: dict[str, int] | None = None) -> dict[str, int]:
+    """N, L, B and C of a pool with features: the node cap itself when the pool there costs at
+    most ``PRESIZE_MAX_BYTES``; else ``_INITIAL_NODES`` doubled while more than half is
+    ``used`` (so a pool sized at its cap while it was narrow shrinks back when new features
+    make the cap too costly). Branch slots (from ``current``) double past two a node."""
+    initial = min(_INITIAL_NODES, int(max_nodes))
+    branches = _doubled(max(current["B"] if current else 0, 2 * initial), used["B"], np.inf)
+    if len(nominal_values) and cap_bytes(n_slots, max_nodes, n_classes,
+                                         nominal_values) <= PRESIZE_MAX_BYTES:
+        cap = int(max_nodes)
+        return {"N": max(cap, used["N"]), "L": max(cap, used["L"]),
+                "B": max(2 * cap, branches), "C": n_classes}
+    return {"N": _doubled(initial, used["N"], max_nodes),
+            "L": _doubled(initial, used["L"], max_nodes), "B": branches, "C": n_classes}
+
+
 def grow_tree_pool(
     pool: TreePool, *, n_classes: int | None = None, n_nodes: int | None = None,
     nominal_values: np.ndarray | None = None, n_slots: int | None = None,
 ) -> TreePool:
-    """A larger copy of ``pool`` with every tree's state kept: more classes, node capacity (at
-    least ``n_nodes``; doubled where over half used when not given), nominal capacities or new
+    """A resized copy of ``pool`` with every tree's state kept: more classes, node capacity (at
+    least ``n_nodes``; else the cap or doubled, see ``_node_dims``), nominal capacities or new
     features appended (``nominal_values``, one entry per feature, old kinds unchanged), or slots
     (fresh trees with slot 0's settings)."""
     old_s, old_c = pool.settings.shape[0], pool.node_class_w.shape[2]
@@ -163,28 +206,30 @@ def grow_tree_pool(
     values = values.copy()
     values[:len(old_values)] = np.maximum(values[:len(old_values)], old_values)
     limit = float(pool.settings[:, MAX_NODES].max())
-    used = pool.sizes.max(axis=0)
-    nodes = max(_doubled(pool.node_feature.shape[1], int(used[USED_NODES]), limit), n_nodes or 0)
-    dims = {"N": nodes,
-            "L": max(_doubled(pool.row_learned.shape[1], int(used[USED_ROWS]), limit),
-                     n_nodes or 0),
-            "B": _doubled(pool.branch_child.shape[1], int(used[USED_BRANCHES]), np.inf),
-            "C": max(old_c, n_classes or 0)}
     settings = np.vstack([pool.settings] + [pool.settings[:1]] * max(0, (n_slots or 0) - old_s))
+    used = pool.sizes.max(axis=0)
+    current = {"N": pool.node_feature.shape[1], "L": pool.row_learned.shape[1],
+               "B": pool.branch_child.shape[1]}
+    dims = _node_dims(settings.shape[0], limit, max(old_c, n_classes or 0), values,
+                      {"N": int(used[USED_NODES]), "L": int(used[USED_ROWS]),
+                       "B": int(used[USED_BRANCHES])}, current)
+    dims["N"], dims["L"] = max(dims["N"], n_nodes or 0), max(dims["L"], n_nodes or 0)
     new = _allocate(settings, values, dims)
     for name in _AXES:
         old = getattr(pool, name)
         if name in ("settings", "nominal_values", "feature_col", "value_offset"):
             continue
         target = getattr(new, name)
+        # node and row arrays may shrink (never below their use): past it they hold fill only
+        kept = tuple(slice(0, min(n, m)) for n, m in zip(old.shape, target.shape))
         if name == "nom_count":          # value slots move when capacities grow
             _, new_offset, _ = _layout(values)
             for f in np.flatnonzero(old_values > 0):
                 a, k = pool.value_offset[0, f], old_values[f]
-                target[:old_s, :old.shape[1], :old_c, new_offset[f]:new_offset[f] + k] = \
-                    old[..., a:a + k]
+                target[(*kept[:3], slice(new_offset[f], new_offset[f] + k))] = \
+                    old[(*kept[:3], slice(a, a + k))]
             continue
-        target[tuple(slice(0, n) for n in old.shape)] = old
+        target[kept] = old[kept]
     return new
 
 
@@ -215,7 +260,7 @@ def ensure_tree_capacity(pool: TreePool, n_classes: int, nominal_sizes: np.ndarr
     if n_classes <= pool.node_class_w.shape[2] and np.array_equal(wanted, current):
         return pool
     return grow_tree_pool(pool, n_classes=max(n_classes, pool.node_class_w.shape[2]),
-                          nominal_values=wanted, n_nodes=pool.node_feature.shape[1])
+                          nominal_values=wanted)
 
 
 def tree_pool_arrays(pool: TreePool) -> dict[str, np.ndarray]:

@@ -13,6 +13,8 @@ from river.datasets import synth
 
 from experts import REGISTRY, CompiledHoeffdingTree
 from experts._compiled_tree import (
+    PRESIZE_MAX_BYTES,
+    cap_bytes,
     grow_tree_pool,
     new_tree_pool,
     tree_learn,
@@ -218,6 +220,34 @@ def test_pool_growth_keeps_trees_and_reset_makes_a_fresh_one():
     tree_reset(grown, 1)
     tree_predict_proba(grown, 1, np.append(X[0], np.nan), after)
     assert not after.any() and grown.sizes[1].tolist() == [1, 1, 0]
+
+
+def test_pool_affordable_at_its_cap_is_sized_once_and_a_costly_one_doubles():
+    """adaptive's pool shape on SEA (13 slots, cap 1,000, 3 numeric features, 2 classes) is
+    allocated at its cap (its bytes as ``cap_bytes`` says) and never asks for room; a wide one
+    (24 features, 16 classes) starts small; widening a cap-sized pool past the budget shrinks
+    its node arrays to their use, every tree kept."""
+    data = list(synth.SEA(seed=5, noise=0.1).take(20_000))
+    X = np.array([[x[k] for k in sorted(x)] for x, _ in data])
+    y = np.array([int(label) for _, label in data])
+    pool = new_tree_pool(13, 3, 2, grace_period=50, delta=0.01, max_nodes=1000)
+    size = cap_bytes(13, 1000, 2, np.zeros(3, np.int64))
+    assert pool.node_feature.shape == (13, 1000) and pool.gauss_w.shape == (13, 1000, 2, 3)
+    assert sum(a.nbytes for a in pool) == size <= PRESIZE_MAX_BYTES
+    proba = np.zeros((len(X), 2))
+    assert tree_predict_learn_many(pool, 0, X, y, np.ones(len(X)), proba) == 0
+    assert pool.sizes[0, 0] > 50 and pool.node_feature.shape == (13, 1000)
+    wide = new_tree_pool(13, 24, 16, max_nodes=1000)
+    assert cap_bytes(13, 1000, 16, np.zeros(24, np.int64)) > PRESIZE_MAX_BYTES
+    assert wide.node_feature.shape == (13, 32) and wide.row_learned.shape == (13, 32)
+    widened = grow_tree_pool(pool, n_classes=16, nominal_values=np.zeros(24, np.int64))
+    nodes, rows = int(pool.sizes[0, 0]), int(pool.sizes[0, 1])
+    assert nodes <= widened.node_feature.shape[1] < 1000 and 2 * rows <= widened.gauss_w.shape[1]
+    before, after = np.zeros(2), np.zeros(16)
+    for row in X[:200]:
+        tree_predict_proba(pool, 0, row, before)
+        tree_predict_proba(widened, 0, np.concatenate([row, np.full(21, np.nan)]), after)
+        assert after[:2].tolist() == before.tolist() and not after[2:].any()
 
 
 def test_value_against_the_rest_split_when_multiway_is_ruled_out():
