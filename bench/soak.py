@@ -76,11 +76,17 @@ def produce(bootstrap: str, topic: str, n: int, drift_every: int, poison: float,
     return {"records": n, "poison": bad}
 
 
-def _rss_mb(pid: int) -> float:
+def _rss_mb(pid: int) -> dict[str, float]:
+    """Resident MB of process ``pid``: in all (VmRSS) and its parts: anonymous (heap, arrays,
+    compiled code, client buffers), file-backed (libraries, cache files) and shared (Ray's
+    object store)."""
+    fields = {"VmRSS:": "rss", "RssAnon:": "anon", "RssFile:": "file", "RssShmem:": "shmem"}
+    out = dict.fromkeys(fields.values(), float("nan"))
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+        name = line.split(maxsplit=1)[0] if line else ""
+        if name in fields:
+            out[fields[name]] = int(line.split()[1]) / 1024
+    return out
 
 
 def soak(bootstrap: str, topic: str, actors: int, checkpoint_seconds: float,
@@ -108,9 +114,10 @@ def soak(bootstrap: str, topic: str, actors: int, checkpoint_seconds: float,
         if now >= next_sample and len(latest) == len(workers):
             next_sample = now + sample_seconds
             statuses = [s for p in latest.values() for s in p["status"].values()]
+            memory = [_rss_mb(p["pid"]) for p in latest.values()]
             samples.append({"t": now - t0,
                             "records": sum(s["records_in"] for s in statuses),
-                            "rss_mb": [_rss_mb(p["pid"]) for p in latest.values()],
+                            "rss_mb": [m.pop("rss") for m in memory], "rss_parts_mb": memory,
                             "checkpoint_age_s": max(s["checkpoint_age_seconds"]
                                                     for s in statuses)})
         return False
@@ -136,6 +143,8 @@ def summarise(run: dict[str, Any], warmup: float) -> dict[str, Any]:
     warm = next((s for s in samples if s["records"] >= warmup * total), samples[0])
     last = samples[-1]
     growth = [b / a - 1 for a, b in zip(warm["rss_mb"], last["rss_mb"], strict=True)]
+    parts_growth = [{k: round(b[k] - a[k], 1) for k in a}
+                    for a, b in zip(warm.get("rss_parts_mb", []), last.get("rss_parts_mb", []))]
     rates = [(b["records"] - a["records"]) / (b["t"] - a["t"])
              for a, b in itertools.pairwise(samples) if b["t"] > a["t"]]
     steady = [r for r, s in zip(rates, samples[1:]) if warm["records"] <= s["records"] < total]
@@ -145,7 +154,7 @@ def summarise(run: dict[str, Any], warmup: float) -> dict[str, Any]:
             "predictions": sum(p["records"] - p["dead_letters"] for p in parts),
             "seconds": metrics["seconds"], "records_per_s": metrics["records_per_second"],
             "rss_mb_at_warmup": warm["rss_mb"], "rss_mb_at_end": last["rss_mb"],
-            "rss_growth_after_warmup": growth,
+            "rss_growth_after_warmup": growth, "rss_parts_growth_mb": parts_growth,
             "window_rate_mean": statistics.fmean(steady) if steady else float("nan"),
             "window_rate_cv": (statistics.pstdev(steady) / statistics.fmean(steady)
                                if len(steady) > 1 else float("nan")),
