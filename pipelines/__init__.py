@@ -1,6 +1,10 @@
 """driftflow's pipelines: the model composition, sources, evaluation, checkpoints, runners, CLI."""
 from __future__ import annotations
 
+from pipelines.print_guard import make_print_reachable
+
+make_print_reachable()   # before numba loads (a Flink cluster's Python worker; see the module)
+
 from pipelines.blas import limit_blas_threads
 from pipelines.checkpoints.envelope import CheckpointError
 from pipelines.evaluate import PrequentialMetrics

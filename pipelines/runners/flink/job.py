@@ -70,26 +70,55 @@ def _configuration(job: KafkaJob, options: FlinkOptions) -> Any:
         "restart-strategy.type": "fixed-delay",
         "restart-strategy.fixed-delay.attempts": str(RESTART_ATTEMPTS),
         "restart-strategy.fixed-delay.delay": f"{RESTART_DELAY_S} s",
-        "execution.checkpointing.interval": f"{int(job.checkpoint_seconds * 1000)} ms",
-        "execution.checkpointing.mode": "EXACTLY_ONCE",
-        "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
     }
     if options.execution_mode == "thread":
         # the embedded interpreter starts from the base Python: give it this environment's
         # packages (pemja, pyflink, the project's)
         settings["python.pythonpath"] = os.pathsep.join(
             p for p in sys.path if p and os.path.isdir(p))
-    if job.checkpoint_dir:
-        settings["execution.checkpointing.dir"] = _uri(job.checkpoint_dir)
-        settings["execution.checkpointing.savepoint-dir"] = _uri(job.checkpoint_dir) + "/savepoints"
+    if job.checkpoint_dir:   # without one, no checkpoints (as the Ray runner)
+        settings.update({
+            "execution.checkpointing.interval": f"{int(job.checkpoint_seconds * 1000)} ms",
+            "execution.checkpointing.mode": "EXACTLY_ONCE",
+            "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
+            "execution.checkpointing.dir": _uri(job.checkpoint_dir),
+            "execution.checkpointing.savepoint-dir": _uri(job.checkpoint_dir) + "/savepoints",
+        })
     if options.from_savepoint:
         settings["execution.state-recovery.path"] = _uri(options.from_savepoint)
-    if options.flink_address:
-        host, _, port = options.flink_address.rpartition(":")
-        settings.update({"execution.target": "remote", "rest.address": host, "rest.port": port})
     for name, value in settings.items():
         config.set_string(name, value)
     return config
+
+
+def _environment(config: Any, flink_address: str | None) -> Any:
+    """The local mini-cluster's environment, or one submitting to the cluster whose REST
+    endpoint is ``flink_address`` (``host:port``). PyFlink's ``get_execution_environment``
+    always makes a local one outside ``flink run``, so the remote one is Java's
+    ``createRemoteEnvironment``, given the jars the job needs that a cluster's ``lib/`` lacks:
+    the Kafka connector and flink-python (what ``flink run -py`` adds too)."""
+    import glob
+
+    import pyflink
+    from pyflink.datastream import StreamExecutionEnvironment
+    from pyflink.java_gateway import get_gateway
+
+    from infra.flink import ensure_connector
+
+    if not flink_address:
+        return StreamExecutionEnvironment.get_execution_environment(config)
+    host, _, port = flink_address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"--flink-address must be HOST:PORT, got {flink_address!r}")
+    gateway = get_gateway()
+    python_jar = glob.glob(os.path.join(os.path.dirname(pyflink.__file__), "opt",
+                                        "flink-python-*.jar"))
+    jars = gateway.new_array(gateway.jvm.String, 1 + len(python_jar))
+    for i, jar in enumerate([str(ensure_connector()), *python_jar]):
+        jars[i] = jar
+    java_env = gateway.jvm.org.apache.flink.streaming.api.environment.StreamExecutionEnvironment
+    return StreamExecutionEnvironment(java_env.createRemoteEnvironment(
+        host, int(port), config._j_configuration, jars))
 
 
 def _uri(path: str) -> str:
@@ -200,7 +229,6 @@ def build_job(job: KafkaJob, options: FlinkOptions, until_end: bool, summary_dir
     """The execution environment with the whole pipeline on it; with ``labels`` the labels
     topic is connected to the records, every label to every partition's key."""
     from pyflink.common import Types
-    from pyflink.datastream import StreamExecutionEnvironment
     from pyflink.table import StreamTableEnvironment
 
     from pipelines.runners.flink.labels import ToEveryKey
@@ -210,7 +238,7 @@ def build_job(job: KafkaJob, options: FlinkOptions, until_end: bool, summary_dir
         ModelFunction,
     )
 
-    env = StreamExecutionEnvironment.get_execution_environment(_configuration(job, options))
+    env = _environment(_configuration(job, options), options.flink_address)
     env.set_python_executable(sys.executable)
     if options.flink_address:
         for package in PACKAGES:
