@@ -74,8 +74,10 @@ from pipelines.sources.datasets import electricity_path
 __all__ = ["ALL_MODELS", "MODEL_REGISTRY", "build_parser", "expected_minutes", "machine_info", "main"]
 
 # Wall seconds per stream record per model on one core, from the ci run in bench/results.json
-# (7 streams x 100,000 records x the 6 default models, 2 jobs: 1,664 s); a busy or slower
-# machine takes up to `_BUSY_FACTOR` times longer (the ci run then takes ~45 min).
+# (7 streams x 100,000 records x the 6 Python default models, 2 jobs: 1,664 s); MOA's three
+# peers together cost about two of those (ARF(100): 1-2 ms of CPU a record, 0.9 on SEA, 1.8 on
+# LED; HT and ARF(10) a few seconds a stream), so counting them as models overestimates a
+# little. A busy or slower machine takes up to `_BUSY_FACTOR` times longer.
 _SECONDS_PER_RECORD_MODEL = 0.79e-3
 _BUSY_FACTOR = 1.6
 
@@ -102,7 +104,7 @@ def build_parser(prog: str = "driftflow bench") -> argparse.ArgumentParser:
                    help=f"comma list, or 'all' for every one of {', '.join(ALL_MODELS)} "
                         f"(default: all but {' and '.join(SLOW_PEERS)}, ~40 records/s on LED)")
     p.add_argument("--size", choices=list(SIZES), default="ci",
-                   help="records per stream: smoke 2,000 (~1 min); ci 100,000 (~30-45 min on 2 "
+                   help="records per stream: smoke 2,000 (~1 min); ci 100,000 (~40-60 min on 2 "
                         "cores); full 1,000,000 (hours). Files are capped at that; Electricity "
                         "is whole from ci up. Default ci")
     p.add_argument("--limit", type=int, default=None, help="records per stream, overrides --size")

@@ -10,7 +10,7 @@ features (Electricity's ``day``) are nominal with the values seen; the rest nume
 
 MOA 2024.07.0 and its dependencies come from Maven Central (``mvn dependency:copy-dependencies``
 into bench/moa/lib/), the class is compiled with ``javac`` into bench/moa/classes/, both on
-first use and git-ignored: ``python -m bench.moa_peers build`` does it ahead (CI does).
+first use and git-ignored: ``python -m bench.moa_build`` does it ahead (CI does).
 """
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ import math
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -172,21 +171,3 @@ class MoaStreamFile:
             self._dir.cleanup()
             self._dir = None
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m bench.moa_peers build``: fetch MOA's jars and compile the class now."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if args != ["build"]:
-        print("usage: python -m bench.moa_peers build", file=sys.stderr)
-        return 2
-    try:
-        ensure_built()
-    except MoaUnavailable as exc:
-        print(f"bench.moa_peers: {exc}", file=sys.stderr)
-        return 2
-    print(f"MOA peers ready: {_LIB / _MOA_JAR}, {_CLASSES / 'Prequential.class'}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -188,7 +188,7 @@ def _input_drift_text(metrics: dict[str, Any]) -> str:
 # (``driftflow bench --size ci``, ``driftflow infra kafka --port 9093 start``). `main` hands
 # them over before argparse runs: its REMAINDER refuses a leading ``--option``.
 DELEGATED = {
-    ("bench",): ("bench.harness", "benchmark driftflow against River's ensembles"),
+    ("bench",): ("bench.harness", "benchmark driftflow against River's and MOA's learners"),
     ("bench-detectors",): ("bench.detectors",
                            "score every drift detector on known change points"),
     ("bench-kafka",): ("bench.kafka_ray", "Kafka -> Ray -> Kafka throughput, actors and restart"),
