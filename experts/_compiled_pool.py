@@ -122,11 +122,13 @@ class PoolLifecycle:
     """Grow, prune, archive and revive over a :class:`PoolParts` (settings as ``adaptive``'s:
     ``kinds`` cycled by growth, ``max_experts`` / ``max_bytes`` budget, ``archive_size``,
     ``revival_margin``, ``min_grow_gap``; ``min_age``: records a newcomer is spared from
-    pruning, as ExpertPool's)."""
+    pruning, as ExpertPool's; ``recall_age``: with it, each growth first archives a frozen copy
+    of the pool's best expert aged at least this many records (what it knew of the concept the
+    drift ended), so a concept that comes back finds it there; None: no copies)."""
 
     def __init__(self, kinds: tuple[int, ...], max_experts: int, max_bytes: int | None,
                  archive_size: int, revival_margin: float, min_grow_gap: int,
-                 min_age: int = 200) -> None:
+                 min_age: int = 200, recall_age: int | None = None) -> None:
         self.kinds = kinds
         self.max_experts = max_experts
         self.max_bytes = max_bytes
@@ -134,6 +136,7 @@ class PoolLifecycle:
         self.revival_margin = revival_margin
         self.min_grow_gap = min_grow_gap
         self.min_age = min_age
+        self.recall_age = recall_age
 
     @staticmethod
     def n_slots(max_experts: int, archive_size: int) -> int:
@@ -183,11 +186,39 @@ class PoolLifecycle:
             return []
         pool.ints[LAST_GROWTH] = position
         revived = self._best_archived(parts, score)
-        self.add(parts, revived)
+        source = self._recall_source(pool)
+        if revived is not None:   # out of the archive first, so the copy cannot push it out
+            self.add(parts, revived)
+        if source is not None:
+            self._archive_copy(parts, source)
+        if revived is None:
+            self.add(parts)
         kind = "grow" if revived is None else "revive"
         events = [{"position": position, "kind": kind, "reason": reason,
                    "experts": int(pool.ints[N_POS])}]
         return events + self._prune_to_budget(parts, position)
+
+    def _recall_source(self, pool: PoolArrays) -> int | None:
+        """The slot to archive a copy of: the best-tracked expert aged ``recall_age``."""
+        if self.recall_age is None or self.archive_size < 1:
+            return None
+        slots = [int(s) for s in pool.positions[: pool.ints[N_POS]]
+                 if pool.age[s] >= self.recall_age]
+        return max(slots, key=lambda s: accuracy(pool, s), default=None)
+
+    def _archive_copy(self, parts: PoolParts, source: int) -> None:
+        """Archive a frozen copy of slot ``source`` (newest; the oldest archived is pushed out
+        past ``archive_size``)."""
+        pool = parts.pool
+        archive = [int(s) for s in pool.archive[: pool.ints[N_ARCHIVE]]]
+        if len(archive) >= self.archive_size:
+            pool.kind[archive.pop(0)] = KIND_FREE
+        slot = int(np.flatnonzero(pool.kind == KIND_FREE)[0])
+        stack = parts.mlp if pool.kind[source] == KIND_MLP else parts.trees
+        for array in stack:
+            array[slot] = array[source]
+        pool.kind[slot] = pool.kind[source]
+        self._set_archive(pool, archive + [slot])
 
     def _best_archived(self, parts: PoolParts, score: Callable[[int], float]) -> int | None:
         pool = parts.pool

@@ -111,6 +111,15 @@ def _drift(abrupt: bool, n: int | None) -> tuple[list[int], float]:
     return [round(c * scale) for c in _GRADUAL_CENTRES], _GRADUAL_WIDTH_FRACTION * PAPER_N * scale
 
 
+def drift_ramp(name: str, n: int | None = PAPER_N) -> float:
+    """Records one drift of stream ``name`` takes at length ``n`` (its sigmoid's width: 50 for
+    the abrupt streams, 5 % of ``n`` for the gradual ones; 0 for RandomRBF, whose drift is
+    continuous and has no positions)."""
+    if not name.startswith(("LED", "SEA")):
+        return 0.0
+    return _drift(name.endswith("a"), n)[1]
+
+
 def _sea_variant(function: int) -> int:
     """River's SEA variant for MOA's SEA function (checked against the thresholds)."""
     threshold = _SEA_THRESHOLDS[function - 1]

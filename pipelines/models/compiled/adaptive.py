@@ -22,6 +22,7 @@ from typing import Any, Hashable
 import numpy as np
 
 from detectors._compiled import grow_rbocpd, new_adwin_stack, new_rbocpd
+from detectors._compiled_shift import EVIDENCE, grow_shift, new_shift
 from experts._compiled_inputs import grow_inputs, new_inputs
 from experts._compiled_mlp import grow_mlp_stack, new_mlp_stack
 from experts._compiled_pool import (
@@ -85,6 +86,9 @@ class Adaptive(ArraySnapshots, AdaptiveModel):
     - ``archive_size``: pruned experts kept for revival; ``revival_window``: recent records an
       archived expert is scored on; it is revived instead of a fresh expert when its accuracy
       there beats the pool's best by ``revival_margin``.
+    - ``recall_age``: each growth also archives a frozen copy of the pool's best expert aged at
+      least this many records, what it knew of the concept the drift ended, so a concept that
+      returns (SEA's last is its first) can be revived rather than relearned; None: no copies.
     """
 
     name = "adaptive"
@@ -98,7 +102,7 @@ class Adaptive(ArraySnapshots, AdaptiveModel):
                  router_hidden: tuple[int, int] = (64, 32), router_batch_size: int = 32,
                  router_lr: float = 2e-3, temperature: float = 0.8, min_grow_gap: int = 300,
                  archive_size: int = 4, revival_window: int = 200, revival_margin: float = 0.02,
-                 seed: int = 0) -> None:
+                 recall_age: int | None = None, seed: int = 0) -> None:
         super().__init__(seed)
         self.initial_experts = initial_experts
         self.max_experts = max_experts
@@ -119,9 +123,11 @@ class Adaptive(ArraySnapshots, AdaptiveModel):
         self.archive_size = archive_size
         self.revival_window = revival_window
         self.revival_margin = revival_margin
+        self.recall_age = recall_age
         self._check_settings()
         self._lifecycle = PoolLifecycle(tuple(KINDS[k] for k in self.expert_kinds), max_experts,
-                                        max_bytes, archive_size, revival_margin, min_grow_gap)
+                                        max_bytes, archive_size, revival_margin, min_grow_gap,
+                                        recall_age=recall_age)
         self._cfg = self._settings_array()
         self._encoder = RecordEncoder()
         n_slots = PoolLifecycle.n_slots(max_experts, archive_size)
@@ -137,6 +143,7 @@ class Adaptive(ArraySnapshots, AdaptiveModel):
         self.err_det = new_rbocpd(2)
         self.label_det = new_rbocpd(_INITIAL_CLASSES)
         self.adwin = new_adwin_stack(n_slots)
+        self.event_det = new_shift(_INITIAL_CLASSES)
         self._scratch = self._new_scratch()
         self._state: KernelState | None = None
         self.pool.ints[LAST_GROWTH] = -min_grow_gap   # the first drift may grow at once
@@ -236,10 +243,12 @@ class Adaptive(ArraySnapshots, AdaptiveModel):
                                            preds, conf)
             if status == kernel.NEEDS_ROOM:
                 self._make_room(X[i], int(Y[i]))
-            elif status == kernel.TREE_ROOM or reason & 8:
+            elif status == kernel.TREE_ROOM or reason & kernel.TREE_FLAG:
                 self.trees = grow_tree_pool(self.trees)
                 self._state = None
-            if status == kernel.DRIFT:
+            if status == kernel.DRIFT and reason & kernel.EVENT_FLAG:
+                self._model_event()
+            if status == kernel.DRIFT and reason & 7:
                 self._on_drift(kernel.REASONS[reason & 7])
         return preds, conf
 
@@ -248,12 +257,25 @@ class Adaptive(ArraySnapshots, AdaptiveModel):
         if self._state is None:
             self._state = make_kernel_state(*(getattr(self, name) for name in (
                 "_cfg", "inputs", "mlp", "trees", "router", "err_det", "label_det", "adwin",
-                "pool", "rng", "_scratch")))
+                "event_det", "pool", "rng", "_scratch")))
         return self._state
 
+    def _model_event(self) -> None:
+        """The operator's ``drift`` event: the model-level detector's flag and its evidence
+        (error rates before and after, the G statistics, the windows)."""
+        evidence = dict(zip(EVIDENCE, self.event_det.evidence.tolist()))
+        for name in ("reference", "window"):
+            evidence[name] = int(evidence[name])
+        for name in ("error_before", "error_after", "g_error", "g_labels", "label_threshold"):
+            evidence[name] = round(evidence[name], 4)
+        self._pending_events.append({"position": self.n_learned - 1, "kind": "drift",
+                                     "detector": "window-shift", **evidence})
+
     def _on_drift(self, source: str) -> None:
+        """An internal detector asked the pool to adapt (an ``adapt`` event, not a drift an
+        operator is alerted to): grow, revive, prune."""
         position = self.n_learned - 1
-        self._pending_events.append({"position": position, "kind": "drift", "detector": source})
+        self._pending_events.append({"position": position, "kind": "adapt", "detector": source})
         state = self._kernel_state()
         self._pending_events.extend(self._lifecycle.grow(
             self, source, position, lambda slot: kernel.recent_accuracy(state, slot)))
@@ -287,6 +309,7 @@ class Adaptive(ArraySnapshots, AdaptiveModel):
         if (slots, capacity) != (self.mlp.w1.shape[1], self.mlp.w2.shape[2]):
             self.mlp = grow_mlp_stack(self.mlp, slots, capacity)
             self.label_det = grow_rbocpd(self.label_det, capacity)
+            self.event_det = grow_shift(self.event_det, capacity)
         for c in range(int(self.pool.ints[N_CLASSES]), n_classes):
             self._pending_events.append({"position": self.n_learned, "kind": "new_class",
                                          "label": self._encoder.labels[c]})

@@ -6,9 +6,11 @@ for a whole batch, leaving compiled code only when Python must change the pool o
 - ``DONE``: records ``start .. stop`` are done;
 - ``NEEDS_ROOM``: record ``i`` needs bigger arrays first (a new feature, nominal value, input
   slot or class): nothing of record ``i`` was done; grow and call again from ``i``;
-- ``DRIFT`` (``reason``: 1 error, 2 label, 3 expert) or ``TREE_ROOM``: record ``i`` was
-  learned; Python handles the drift (grow / revive / prune) or grows the trees, then calls
-  again from ``i + 1``.
+- ``DRIFT`` (``reason & 7``: 1 error, 2 label, 3 expert, an internal detector asking the pool
+  to adapt; ``reason & 16``: the model-level detector flagged a change, the operator's
+  ``drift`` event, which changes nothing in the model) or ``TREE_ROOM``: record ``i`` was
+  learned; Python handles the drift (grow / revive / prune, the event) or grows the trees,
+  then calls again from ``i + 1``.
 
 Record-at-a-time (``learn_one``) is a call with one record, and ``predict_proba_one`` a call with
 ``learn=False``, so both paths run the same arithmetic in the same order: the same predictions.
@@ -20,6 +22,7 @@ import math
 from numba import njit
 
 from detectors._compiled import adwin_update, rbocpd_update
+from detectors._compiled_shift import shift_update
 from experts._compiled_inputs import (
     inputs_allot,
     inputs_learn,
@@ -59,6 +62,7 @@ from router._compiled import router_buffer, router_logits, router_step
 
 DONE, NEEDS_ROOM, DRIFT, TREE_ROOM = range(4)
 REASONS = ("", "error", "label", "expert")
+TREE_FLAG, EVENT_FLAG = 8, 16   # reason bits beside the internal reason
 _ASKED, _TOP, _TRAIN = range(3)      # rows of Scratch.flags
 _SCORE, _MASK, _SEEN = range(3)      # rows of Scratch.vec
 
@@ -279,6 +283,7 @@ def run(state, X, Y, W, start: int, stop: int, learn: bool, preds, conf) -> tupl
     docstring for the returned status."""
     cfg, inputs, mlp, trees, router = state.cfg, state.inputs, state.mlp, state.trees, state.router
     err_det, label_det, adwin, pool = state.err_det, state.label_det, state.adwin, state.pool
+    event_det = state.event_det
     rng, sc = state.rng, state.scratch
     n_features = pool.recent_x.shape[1]
     batch = router.buf_z.shape[0]
@@ -315,9 +320,11 @@ def run(state, X, Y, W, start: int, stop: int, learn: bool, preds, conf) -> tupl
         pool.recent_y[r] = y
         pool.ints[N_RECENT] = min(pool.ints[N_RECENT] + 1, pool.recent_y.shape[0])
         reason = _watch(cfg, pool, err_det, label_det, adwin, sc, pred != y, y)
+        if shift_update(event_det, pred != y, y, pool.ints[N_CLASSES]):
+            reason += EVENT_FLAG
         pool.ints[N_LEARNED] += 1
         if reason:
-            return DRIFT, i + 1, reason + (8 if room else 0)
+            return DRIFT, i + 1, reason + (TREE_FLAG if room else 0)
         if room:
             return TREE_ROOM, i + 1, 0
     return DONE, stop, 0

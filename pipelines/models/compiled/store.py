@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from detectors._compiled import new_adwin_stack, new_rbocpd
+from detectors._compiled_shift import new_shift
 from experts._compiled_inputs import new_inputs
 from experts._compiled_mlp import new_mlp_stack
 from experts._compiled_pool import (
@@ -29,7 +30,8 @@ from pipelines.checkpoints.envelope import CheckpointError
 from router._compiled import new_router
 
 # the model attributes a snapshot holds, in order; each a NamedTuple of arrays or an array
-PARTS = ("inputs", "mlp", "trees", "router", "err_det", "label_det", "adwin", "pool", "rng")
+PARTS = ("inputs", "mlp", "trees", "router", "err_det", "label_det", "adwin", "event_det",
+         "pool", "rng")
 
 
 def state_arrays(model: Any) -> dict[str, np.ndarray]:
@@ -117,7 +119,7 @@ def _check_shapes(model: Any) -> None:
         "router": new_router(n_inputs, model.router_hidden, n_slots, model.router_batch_size,
                              np.zeros(1, np.uint64)),
         "err_det": new_rbocpd(2), "label_det": new_rbocpd(n_classes),
-        "adwin": new_adwin_stack(n_slots),
+        "adwin": new_adwin_stack(n_slots), "event_det": new_shift(n_classes),
         "pool": new_pool_arrays(n_slots, model.revival_window, n_features),
     }
     for part, fresh in template.items():
@@ -169,6 +171,8 @@ def _check_ranges(model: Any) -> None:
         within(f"{part}.ints", det.ints[:1], 0, det.totals.shape[0])
         within(f"{part}.ints", det.ints[2:3], 0, det.counts.shape[1])
     within("adwin.rows", model.adwin.rows, 1, model.adwin.bucket_count.shape[1])
+    within("event_det.labels", model.event_det.labels, 0, max(n_classes - 1, 0))
+    within("event_det.errors", model.event_det.errors, 0, 1)
     within("adwin.bucket_count", model.adwin.bucket_count, 0,
            model.adwin.bucket_total.shape[2])
     within("pool.kind", pool.kind, -1, 1)
