@@ -25,7 +25,8 @@ from pipelines import DeadLetter, PrequentialMetrics, open_source
 # cover growth over the whole stream.
 DEFAULT_MEM_RECORDS = 2_500
 SMOKE_MEM_RECORDS = 500  # a smoke run should stay quick; tracemalloc costs 3-8x the timed run
-_CHUNK = 1_000  # records between progress-bar updates inside the timed loop
+_CHUNK = 1_000  # records between progress-bar updates inside the timed loop (a batch path's batch)
+_WARM_UP_RECORDS = 200  # untimed records through a throw-away model first (`_warm_up`)
 
 
 def _experts(model: Any) -> int:
@@ -47,14 +48,18 @@ def _timed_run(model: base.Classifier, xs: list, ys: list, bar: tqdm, state_ever
     timed; ARF(10) on LED pickles ~150 MB, seconds each)."""
     preds: list = [None] * len(xs)
     predict, learn = model.predict_one, model.learn_one
+    many = getattr(model, "learn_predict_many", None)
     states: list[tuple[int, int | None]] = []
     start = time.perf_counter()
     for lo in range(0, len(xs), _CHUNK):
         hi = min(lo + _CHUNK, len(xs))
-        for i in range(lo, hi):
-            x, y = xs[i], ys[i]
-            preds[i] = predict(x)
-            learn(x, y)
+        if many is not None:   # the batch path every runner feeds: same predictions (tested)
+            preds[lo:hi] = many(xs[lo:hi], ys[lo:hi])
+        else:
+            for i in range(lo, hi):
+                x, y = xs[i], ys[i]
+                preds[i] = predict(x)
+                learn(x, y)
         bar.update(hi - lo)
         if hi // state_every > lo // state_every and hi >= len(xs) / 2:
             paused = time.perf_counter()
@@ -156,9 +161,24 @@ def _run_model(name: str, task: dict[str, Any], xs: list, ys: list, moa_file: Mo
     return run
 
 
+def _warm_up(model: base.Classifier, xs: list, ys: list) -> None:
+    """Run a throw-away copy of the model over a few records, untimed: a compiled model's
+    kernels are compiled (or loaded from numba's cache) here, once per machine and version of
+    the sources, not inside the timed loop. MOA's JVM warms up inside its timed loop instead
+    (its JIT is part of every run)."""
+    many = getattr(model, "learn_predict_many", None)
+    if many is not None:
+        many(xs, ys)
+        return
+    for x, y in zip(xs, ys):
+        model.predict_one(x)
+        model.learn_one(x, y)
+
+
 def _python_run(name: str, seed: int, xs: list, ys: list, bar: tqdm, run: dict[str, Any]
                 ) -> tuple[list, float]:
     """The timed run of a Python model; its end state, experts and drifts go into ``run``."""
+    _warm_up(MODEL_REGISTRY[name](seed), xs[:_WARM_UP_RECORDS], ys[:_WARM_UP_RECORDS])
     model = MODEL_REGISTRY[name](seed)
     preds, seconds, states = _timed_run(model, xs, ys, bar, max(_CHUNK, len(xs) // 20))
     events = model.events() if hasattr(model, "events") else []
