@@ -19,13 +19,13 @@ from typing import Any
 import pytest
 
 from infra import kafka as infra_kafka
-from tests.support import unavailable
 from pipelines.host import ModelHost, Prediction
 from pipelines.models import make_model
 from pipelines.records import DeadLetter
 from pipelines.runners.kafka_job import KafkaJob
 from pipelines.sources import open_source
 from pipelines.validation import JsonDecoder
+from tests.flink_support import connector_fixture, read_topic  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.integration
 
@@ -43,18 +43,6 @@ POISON = [                        # (message value, the reason's start)
 ]
 
 
-@pytest.fixture(scope="module")
-def connector() -> None:
-    """PyFlink and the connector jar, or fail (CI) / skip (elsewhere)."""
-    try:
-        import pyflink  # noqa: F401
-
-        from infra.flink import ensure_connector
-        ensure_connector()
-    except Exception as exc:  # noqa: BLE001 - any reason decides fail vs skip
-        unavailable(f"Flink or its Kafka connector is missing: {exc}")
-
-
 def _produce(bootstrap: str, topic: str) -> list[str]:
     """SEA records (keys k0..k31, so the default partitioner spreads them) with the poison
     messages spread among them, through Kafka's console producer; returns the lines sent."""
@@ -69,21 +57,6 @@ def _produce(bootstrap: str, topic: str) -> list[str]:
     subprocess.run(cmd, input="\n".join(lines) + "\n", text=True, check=True, timeout=120,
                    capture_output=True)
     return lines
-
-
-def _read(bootstrap: str, topic: str, committed: bool = True) -> list[Any]:
-    """Every message of ``topic`` (read_committed), in partition and offset order."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                             enable_auto_commit=False, consumer_timeout_ms=3000,
-                             isolation_level="read_committed" if committed else "read_uncommitted")
-    try:
-        parts = sorted(consumer.partitions_for_topic(topic) or [])
-        consumer.assign([TopicPartition(topic, p) for p in parts])
-        return sorted(consumer, key=lambda m: (m.partition, m.offset))
-    finally:
-        consumer.close()
 
 
 def _reference(messages: list[Any]) -> tuple[dict[tuple[int, int], Any], str]:
@@ -104,7 +77,7 @@ def _reference(messages: list[Any]) -> tuple[dict[tuple[int, int], Any], str]:
 def stream(kafka_broker: str, connector: None) -> dict[str, Any]:
     topic = f"flink-sea-{uuid.uuid4().hex[:8]}"
     lines = _produce(kafka_broker, topic)
-    messages = _read(kafka_broker, topic)
+    messages = read_topic(kafka_broker, topic)
     assert len(messages) == len(lines)
     outputs, digests = _reference(messages)
     return {"topic": topic, "messages": messages, "reference": outputs, "digests": digests}
@@ -122,7 +95,7 @@ def _run(bootstrap: str, topic: str, name: str, tmp: Any, parallelism: int) -> d
     metrics = run_flink(job, FlinkOptions(parallelism=parallelism, bundle_size=100),
                         until_end=True, out_dir=str(tmp / name / "out"))
     return {"metrics": metrics, "job": job,
-            **{kind: [json.loads(m.value) for m in _read(bootstrap, job.output_topic(kind))]
+            **{kind: [json.loads(m.value) for m in read_topic(bootstrap, job.output_topic(kind))]
                for kind in ("predictions", "dead-letter", "drift")}}
 
 
@@ -166,8 +139,8 @@ def test_exactly_once_predictions_equal_the_local_path_per_partition(
     assert {int(p): s["model_sha256"] for p, s in metrics["partitions"].items()} \
         == stream["digests"]
     assert metrics["accuracy"] > 0.8     # SEA with 10 % noise: ~0.85 at this length
-    written = json.loads(open(os.path.join(plain_run["job"].checkpoint_dir, "out",
-                                           "metrics.json")).read())
+    with open(os.path.join(plain_run["job"].checkpoint_dir, "out", "metrics.json")) as f:
+        written = json.load(f)
     assert written["records"] == metrics["records"]
 
 
@@ -229,7 +202,7 @@ def _wait_for_predictions(bootstrap: str, topic: str, n: int, timeout_s: float =
     import time
 
     deadline = time.monotonic() + timeout_s
-    while len(_read(bootstrap, topic)) < n:
+    while len(read_topic(bootstrap, topic)) < n:
         assert time.monotonic() < deadline, f"fewer than {n} predictions on {topic}"
 
 
@@ -258,9 +231,9 @@ def test_stop_with_savepoint_then_restart_from_it_predicts_as_one_run(
         _wait_for_predictions(kafka_broker, job.output_topic("predictions"), first + more)
     finally:
         client.cancel().result()
-    predictions = [json.loads(m.value) for m in _read(kafka_broker, job.output_topic("predictions"))]
+    predictions = [json.loads(m.value) for m in read_topic(kafka_broker, job.output_topic("predictions"))]
     assert sorted(p["id"] for p in predictions) == list(range(first + more))
-    reference, _ = _reference(_read(kafka_broker, topic))
+    reference, _ = _reference(read_topic(kafka_broker, topic))
     for p in predictions:
         expected = reference[p["partition"], p["offset"]]
         assert (p["id"], p["y_pred"], p["confidence"]) == (expected.id, expected.y_pred,

@@ -12,6 +12,7 @@ import pytest
 
 from pipelines.runners.kafka_job import KafkaJob
 from tests.delayed_labels import produce_delayed
+from tests.flink_support import connector_fixture, read_topic  # noqa: F401 - a fixture
 from tests.support import unavailable
 
 pytestmark = pytest.mark.integration
@@ -19,30 +20,8 @@ pytestmark = pytest.mark.integration
 RECORDS, LAG, SEED = 3000, 1000, 4
 
 
-@pytest.fixture(scope="module")
-def connector() -> None:
-    """PyFlink and the connector jar, or fail (CI) / skip (elsewhere)."""
-    try:
-        import pyflink  # noqa: F401
-
-        from infra.flink import ensure_connector
-        ensure_connector()
-    except Exception as exc:  # noqa: BLE001 - any reason decides fail vs skip
-        unavailable(f"Flink or its Kafka connector is missing: {exc}")
-
-
-def _read(bootstrap: str, topic: str) -> list[dict[str, Any]]:
-    """Every message of ``topic`` as parsed JSON."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                             enable_auto_commit=False, consumer_timeout_ms=3000)
-    try:
-        parts = sorted(consumer.partitions_for_topic(topic) or [])
-        consumer.assign([TopicPartition(topic, p) for p in parts])
-        return [json.loads(m.value) for m in consumer]
-    finally:
-        consumer.close()
+def _messages(bootstrap: str, topic: str) -> list[dict[str, Any]]:
+    return [json.loads(m.value) for m in read_topic(bootstrap, topic, committed=False)]
 
 
 def _ray(bootstrap: str, topic: str, labels: str) -> dict[str, Any]:
@@ -83,8 +62,8 @@ def test_delayed_labels_give_the_ray_runners_predictions(kafka_broker: str, conn
                          checkpoint_dir=str(tmp_path / "ck"), checkpoint_seconds=1.0)
     flink = run_flink(flink_job, FlinkOptions(bundle_size=100), until_end=True)
 
-    ray_preds = {p["id"]: p for p in _read(kafka_broker, f"{topic}-ray.predictions")}
-    flink_preds = _read(kafka_broker, f"{topic}-flink.predictions")
+    ray_preds = {p["id"]: p for p in _messages(kafka_broker, f"{topic}-ray.predictions")}
+    flink_preds = _messages(kafka_broker, f"{topic}-flink.predictions")
     assert sorted(p["id"] for p in flink_preds) == ids == sorted(ray_preds)
     for p in flink_preds:
         assert p == ray_preds[p["id"]]          # y_pred, confidence, partition, offset, ...

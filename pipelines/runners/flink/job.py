@@ -45,7 +45,8 @@ class FlinkOptions:
     the Kafka partition); ``from_savepoint`` a savepoint or retained checkpoint to start from
     (the job's ``checkpoint_dir`` holds its checkpoints, kept after a cancel);
     ``execution_mode`` PyFlink's ``process`` or ``thread``; ``flink_address`` ``host:port`` of a
-    cluster's REST endpoint."""
+    cluster's REST endpoint; ``rest_port`` the local mini-cluster's REST endpoint (what the web
+    UI reads: jobs, checkpoints, metrics with the model's gauges; default: a free port)."""
 
     parallelism: int = 1
     key_by: str | None = None
@@ -54,6 +55,7 @@ class FlinkOptions:
     bundle_size: int = BUNDLE_SIZE
     bundle_time_ms: int = BUNDLE_TIME_MS
     flink_address: str | None = None
+    rest_port: int = 0
 
 
 def _configuration(job: KafkaJob, options: FlinkOptions) -> Any:
@@ -86,6 +88,10 @@ def _configuration(job: KafkaJob, options: FlinkOptions) -> Any:
         })
     if options.from_savepoint:
         settings["execution.state-recovery.path"] = _uri(options.from_savepoint)
+    if not options.flink_address:
+        # the mini-cluster's REST endpoint, with metrics fetched every second (default 10 s)
+        settings.update({"rest.port": str(options.rest_port),
+                         "metrics.fetcher.update-interval": "1000"})
     for name, value in settings.items():
         config.set_string(name, value)
     return config
