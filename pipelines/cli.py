@@ -100,7 +100,8 @@ def _run_flink(args: argparse.Namespace) -> int:
     from pipelines.runners.flink import FlinkOptions, run_flink
 
     options = FlinkOptions(parallelism=args.parallelism, key_by=args.key_by,
-                           from_savepoint=args.from_savepoint, flink_address=args.flink_address)
+                           from_savepoint=args.from_savepoint, flink_address=args.flink_address,
+                           rest_port=args.flink_rest_port)
     metrics = run_flink(_kafka_job(args), options, until_end=args.until_end, out_dir=args.out)
     _print_summary(metrics, args.out)
     return 0
@@ -275,6 +276,9 @@ def _parser() -> argparse.ArgumentParser:
     flink.add_argument("--flink-address", default=None, metavar="HOST:PORT",
                        help="submit to a running Flink cluster's REST endpoint "
                             "(default: a local mini-cluster)")
+    flink.add_argument("--flink-rest-port", type=int, default=0, metavar="PORT",
+                       help="the local mini-cluster's REST endpoint (web UI data: jobs, "
+                            "checkpoints, the model's metrics; default: a free port)")
     run.set_defaults(handler=_run)
     for words, (_, text) in DELEGATED.items():
         if len(words) == 1:   # listed in --help only; `main` hands them over

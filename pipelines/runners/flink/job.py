@@ -19,6 +19,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from pipelines.runners.flink.environment import configuration, environment, uri
 from pipelines.runners.kafka_job import KafkaJob
 from pipelines.runners.merged_metrics import merge_results
 from pipelines.sinks.run_outputs import write_metrics
@@ -32,9 +33,6 @@ TRANSACTION_TIMEOUT_MS = 600_000
 # 10,000 made checkpoints take 5 s and more at ~1 ms a record. Measured in bench/FLINK.md.
 BUNDLE_SIZE = 1_000
 BUNDLE_TIME_MS = 1_000
-# A failed task is restarted this many times, this far apart, before the job fails.
-RESTART_ATTEMPTS = 3
-RESTART_DELAY_S = 1
 OUTPUT_KINDS = ("predictions", "drift", "dead-letter")
 PACKAGES = ("pipelines", "detectors", "experts", "router")
 
@@ -56,81 +54,6 @@ class FlinkOptions:
     bundle_time_ms: int = BUNDLE_TIME_MS
     flink_address: str | None = None
     rest_port: int = 0
-
-
-def _configuration(job: KafkaJob, options: FlinkOptions) -> Any:
-    from pyflink.common import Configuration
-
-    from infra.flink import ensure_connector
-
-    config = Configuration()
-    settings = {
-        "pipeline.jars": ensure_connector().as_uri(),
-        "python.execution-mode": options.execution_mode,
-        "python.fn-execution.bundle.size": str(options.bundle_size),
-        "python.fn-execution.bundle.time": str(options.bundle_time_ms),
-        "restart-strategy.type": "fixed-delay",
-        "restart-strategy.fixed-delay.attempts": str(RESTART_ATTEMPTS),
-        "restart-strategy.fixed-delay.delay": f"{RESTART_DELAY_S} s",
-    }
-    if options.execution_mode == "thread":
-        # the embedded interpreter starts from the base Python: give it this environment's
-        # packages (pemja, pyflink, the project's)
-        settings["python.pythonpath"] = os.pathsep.join(
-            p for p in sys.path if p and os.path.isdir(p))
-    if job.checkpoint_dir:   # without one, no checkpoints (as the Ray runner)
-        settings.update({
-            "execution.checkpointing.interval": f"{int(job.checkpoint_seconds * 1000)} ms",
-            "execution.checkpointing.mode": "EXACTLY_ONCE",
-            "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
-            "execution.checkpointing.dir": _uri(job.checkpoint_dir),
-            "execution.checkpointing.savepoint-dir": _uri(job.checkpoint_dir) + "/savepoints",
-        })
-    if options.from_savepoint:
-        settings["execution.state-recovery.path"] = _uri(options.from_savepoint)
-    if not options.flink_address:
-        # the mini-cluster's REST endpoint, with metrics fetched every second (default 10 s)
-        settings.update({"rest.port": str(options.rest_port),
-                         "metrics.fetcher.update-interval": "1000"})
-    for name, value in settings.items():
-        config.set_string(name, value)
-    return config
-
-
-def _environment(config: Any, flink_address: str | None) -> Any:
-    """The local mini-cluster's environment, or one submitting to the cluster whose REST
-    endpoint is ``flink_address`` (``host:port``). PyFlink's ``get_execution_environment``
-    always makes a local one outside ``flink run``, so the remote one is Java's
-    ``createRemoteEnvironment``, given the jars the job needs that a cluster's ``lib/`` lacks:
-    the Kafka connector and flink-python (what ``flink run -py`` adds too)."""
-    import glob
-
-    import pyflink
-    from pyflink.datastream import StreamExecutionEnvironment
-    from pyflink.java_gateway import get_gateway
-
-    from infra.flink import ensure_connector
-
-    if not flink_address:
-        return StreamExecutionEnvironment.get_execution_environment(config)
-    host, _, port = flink_address.rpartition(":")
-    if not host or not port.isdigit():
-        raise ValueError(f"--flink-address must be HOST:PORT, got {flink_address!r}")
-    gateway = get_gateway()
-    python_jar = glob.glob(os.path.join(os.path.dirname(pyflink.__file__), "opt",
-                                        "flink-python-*.jar"))
-    jars = gateway.new_array(gateway.jvm.String, 1 + len(python_jar))
-    for i, jar in enumerate([str(ensure_connector()), *python_jar]):
-        jars[i] = jar
-    java_env = gateway.jvm.org.apache.flink.streaming.api.environment.StreamExecutionEnvironment
-    return StreamExecutionEnvironment(java_env.createRemoteEnvironment(
-        host, int(port), config._j_configuration, jars))
-
-
-def _uri(path: str) -> str:
-    """A path as Flink wants it: URIs as they are (Flink returns ``file:/x`` for local ones),
-    local paths absolute with ``file://``."""
-    return path if "://" in path or path.startswith("file:") else "file://" + os.path.abspath(path)
 
 
 def _source_table(job: KafkaJob, until_end: bool, labels: bool = False) -> str:
@@ -237,14 +160,11 @@ def build_job(job: KafkaJob, options: FlinkOptions, until_end: bool, summary_dir
     from pyflink.common import Types
     from pyflink.table import StreamTableEnvironment
 
+    from pipelines.runners.flink.label_operator import LabelledModelFunction
     from pipelines.runners.flink.labels import ToEveryKey
-    from pipelines.runners.flink.operator import (
-        FAIL_ONCE_ENV,
-        LabelledModelFunction,
-        ModelFunction,
-    )
+    from pipelines.runners.flink.operator import FAIL_ONCE_ENV, ModelFunction
 
-    env = _environment(_configuration(job, options), options.flink_address)
+    env = environment(configuration(job, options), options.flink_address)
     env.set_python_executable(sys.executable)
     if options.flink_address:
         for package in PACKAGES:
@@ -280,7 +200,7 @@ def _read_summaries(directory: str) -> list[dict[Any, Any]]:
     """Every key's end-of-input summary the operator wrote (pickles this job wrote)."""
     from pyarrow import fs as pafs
 
-    filesystem, path = pafs.FileSystem.from_uri(_uri(directory))
+    filesystem, path = pafs.FileSystem.from_uri(uri(directory))
     infos = filesystem.get_file_info(pafs.FileSelector(path, allow_not_found=True))
     parts = []
     for info in sorted(infos, key=lambda i: i.path):
@@ -315,7 +235,7 @@ def stop_with_savepoint(client: Any, directory: str) -> str:
     from pyflink.java_gateway import get_gateway
 
     canonical = get_gateway().jvm.org.apache.flink.core.execution.SavepointFormatType.CANONICAL
-    return client._j_job_client.stopWithSavepoint(False, _uri(directory), canonical).get()
+    return client._j_job_client.stopWithSavepoint(False, uri(directory), canonical).get()
 
 
 def run_flink(job: KafkaJob, options: FlinkOptions = FlinkOptions(), *, until_end: bool = True,
