@@ -56,6 +56,18 @@ def test_round_trip_signed_and_unsigned(monkeypatch) -> None:
         unseal(signed, schema="t/1")
 
 
+def test_any_contiguous_buffer_unseals_to_the_same_bytes() -> None:
+    """bytes, bytearray and memoryview blobs are read through one view (the body copied once):
+    the same header and body, as bytes; a strided view is a CheckpointError."""
+    blob = seal(b"\x00payload" * 100, schema="s/1", key=KEY, meta={"records": 1})
+    expected = unseal(blob, key=KEY)
+    for form in (bytearray(blob), memoryview(blob), memoryview(bytearray(blob))):
+        header, body = unseal(form, key=KEY)
+        assert (header, body) == expected and type(body) is bytes
+    with pytest.raises(CheckpointError, match="contiguous"):
+        unseal(memoryview(blob)[::2], key=KEY)
+
+
 @pytest.mark.parametrize("field, value", [
     ("schema", "driftflow.other/1"), ("meta", {"records": 10**6}),
     ("created_at", "1970-01-01T00:00:00+00:00"), ("extra", "field"),

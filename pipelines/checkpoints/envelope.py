@@ -81,13 +81,13 @@ def seal(body: bytes, *, schema: str, key: bytes | str | None = None,
     header: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "schema": schema,
-        "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(),
+        "created_at": _dt.datetime.now(_dt.UTC).isoformat(),
         "body_sha256": hashlib.sha256(body).hexdigest(),
         "meta": meta or {},
     }
     header[_SIGNATURE] = _signature(key, header, body) if key else None
     raw = json.dumps(header, sort_keys=True, allow_nan=False).encode()
-    return MAGIC + struct.pack(">I", len(raw)) + raw + body
+    return b"".join((MAGIC, struct.pack(">I", len(raw)), raw, body))   # the body's one copy
 
 
 def unseal(blob: bytes, *, key: bytes | str | None = None,
@@ -122,28 +122,33 @@ def unseal(blob: bytes, *, key: bytes | str | None = None,
 
 
 def _split(blob: bytes) -> tuple[dict[str, Any], bytes]:
-    """The parsed header (a JSON object) and the body; CheckpointError for anything else."""
+    """The parsed header (a JSON object) and the body; CheckpointError for anything else.
+    Read through a view, so the body is copied once (into the returned bytes), not first
+    the whole blob and then the body."""
     if not isinstance(blob, bytes | bytearray | memoryview):
         raise CheckpointError(f"a checkpoint is bytes, not {type(blob).__name__}")
-    blob = bytes(blob)
-    if len(blob) < _PREFIX or blob[:len(MAGIC)] != MAGIC:
+    try:
+        view = memoryview(blob).cast("B")
+    except TypeError:   # a view of a non-contiguous buffer
+        raise CheckpointError("a checkpoint is one contiguous run of bytes") from None
+    if len(view) < _PREFIX or view[:len(MAGIC)] != MAGIC:
         raise CheckpointError("not a driftflow checkpoint (bad magic bytes)")
-    (size,) = struct.unpack(">I", blob[len(MAGIC):_PREFIX])
+    (size,) = struct.unpack(">I", view[len(MAGIC):_PREFIX])
     if size > MAX_HEADER_BYTES:
         raise CheckpointError(f"checkpoint header claims {size:,} bytes (at most "
                               f"{MAX_HEADER_BYTES:,}): not a driftflow checkpoint")
-    if _PREFIX + size > len(blob):
+    if _PREFIX + size > len(view):
         raise CheckpointError(f"checkpoint is truncated: its header claims {size:,} bytes, "
-                              f"{len(blob) - _PREFIX:,} follow")
+                              f"{len(view) - _PREFIX:,} follow")
     try:
-        header = json.loads(blob[_PREFIX:_PREFIX + size])
+        header = json.loads(bytes(view[_PREFIX:_PREFIX + size]))
     except (ValueError, RecursionError) as exc:   # also UnicodeDecodeError
         raise CheckpointError("checkpoint header is not valid JSON: "
                               f"{type(exc).__name__}") from None
     if not isinstance(header, dict):
         raise CheckpointError(f"checkpoint header is a JSON {type(header).__name__}, "
                               "not an object")
-    return header, blob[_PREFIX + size:]
+    return header, bytes(view[_PREFIX + size:])
 
 
 def _is_hex_digest(value: Any) -> bool:
