@@ -14,10 +14,11 @@ oldest checkpoint age.
 Figures: resident memory growth after warm-up (from the sample at ``--warmup`` of the records to
 the last), throughput per sample window (its coefficient of variation), the largest checkpoint
 age, and the accounting (records in = predictions + dead letters + skips). Not in CI: the full
-size (2,000,000 records, drift every 200,000) takes well over an hour on 2 cores.
+size (2,000,000 records, drift every 200,000) takes ~2 minutes on 2 quiet cores (5-6 on busy
+ones), plus ~2.5 minutes of compiling when the numba cache is cold.
 
-``python -m bench.soak --records 2000000`` writes ``bench/SOAK.md``, ``bench/soak.json`` and
-``bench/soak.png``.
+``python -m bench.soak --records 2000000`` writes ``soak.json`` and ``soak.png`` to
+``--out-dir`` (default ``bench/``); ``bench/SOAK.md`` is written by hand from them.
 """
 from __future__ import annotations
 
