@@ -78,3 +78,12 @@ def test_delayed_labels_give_the_ray_runners_predictions(kafka_broker: str, conn
     assert flink["accuracy"] > 0.7
     print(f"\nflink delayed labels: accuracy {flink['accuracy']:.4f} == ray {ray['accuracy']:.4f}"
           f"; {flink['seconds']:.1f} s flink, {ray['seconds']:.1f} s ray")
+
+
+def test_cli_refuses_delayed_labels_with_key_by(capsys) -> None:
+    """Labels reach each partition's key; a field's values are not known up front."""
+    from pipelines.cli import main
+
+    code = main(["run", "--runtime", "flink", "--source", "kafka:t", "--labels-topic", "t.y",
+                 "--key-by", "device"])
+    assert code == 2 and "--key-by" in capsys.readouterr().err

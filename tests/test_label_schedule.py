@@ -70,3 +70,31 @@ def test_a_record_takes_the_label_held_for_its_id() -> None:
     assert with_held_label(Record({"a": 1.0}, None, id=7), orphans).y == "late"
     assert with_held_label(Record({"a": 1.0}, None, id=7), orphans).y is None   # taken once
     assert with_held_label(Record({"a": 1.0}, 1, id=8), None).y == 1
+
+
+def test_a_flink_keys_label_state_pickles_into_flink_state_and_goes_on_alike() -> None:
+    """What Flink's state keeps of a key's labels (held records, backlog, offsets, frontier,
+    orphans) comes back whole: the copy releases the same records and labels as the original."""
+    import pickle
+
+    def fill(labels: KeyLabels) -> None:
+        labels.hold((b"k", b"{}", 0, 0, 100))
+        labels.hold((b"k", b"{}", 0, 1, 120))
+        labels.add_label(0, 0, 110, b'{"id": 1, "y": 0}')
+        labels.orphans.hold_orphan("o", 1)
+
+    def drain(labels: KeyLabels) -> list:
+        out = []
+        labels.add_label(1, 0, 130, b'{"id": 2, "y": 1}')
+        labels.add_label(0, 1, 140, b'{"id": 3, "y": 1}')
+        while (record := labels.next_record()) is not None:
+            out.append(("record", record[3], labels.frontier))
+            out.extend(("label", p, o) for p, o, _ in labels.due_labels())
+        return out + [("orphans", labels.orphans.orphans, labels.counts())]
+
+    original = KeyLabels(LabelJoiner(), None, [0, 1])
+    fill(original)
+    copy = pickle.loads(pickle.dumps(original))
+    got = drain(copy)
+    assert got == drain(original)
+    assert [g[1] for g in got if g[0] == "record"] == [0, 1] and got[-1][1] == 1
