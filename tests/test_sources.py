@@ -15,6 +15,7 @@ from pipelines.sources.synthetic import STREAMS, _compose, _sigmoid_choice
 from pipelines.records import DeadLetter, Record
 from pipelines.sources import open_source
 from pipelines.sources.datasets import electricity_path
+from pipelines.validation import SourceError
 from tests.support import unavailable
 
 SEA_THRESHOLDS = (8.0, 9.0, 9.5, 8.0)  # MOA SEA functions 1 -> 2 -> 4 -> 1
@@ -185,6 +186,40 @@ def test_csv_round_trip(tmp_path: Path) -> None:
     r = items[5]
     assert r.x == {"a": pytest.approx(5 / 7), "b": 5.0, "c": "v2", "d": "w1", "e": "false"}
     assert r.y == 1  # numeric label column: "1" is read as the int 1
+
+
+def test_csv_is_opened_three_times_and_a_small_one_counted(tmp_path: Path, monkeypatch) -> None:
+    """Header, kind sample, rows: no fourth pass to learn whether the file is empty, because a
+    sample that reads the whole file counts its items (malformed lines included)."""
+    from pipelines.sources import files
+
+    opened: list[str] = []
+
+    class Counting:
+        def __init__(self, fs):
+            self._fs = fs
+
+        def __getattr__(self, name):
+            return getattr(self._fs, name)
+
+        def open_input_stream(self, path, **options):
+            opened.append(path)
+            return self._fs.open_input_stream(path, **options)
+
+    resolve = files.resolve_filesystem
+    monkeypatch.setattr(files, "resolve_filesystem",
+                        lambda path: (Counting(resolve(path)[0]), resolve(path)[1]))
+    path = tmp_path / "t.csv"
+    path.write_text("a,b,y\n1,x,0\n2,y,1\n3\n4,z,0\n")
+    source = open_source(str(path))
+    assert source.n_records == 4 and len(opened) == 2
+    items = list(source)
+    assert len(items) == 4 and isinstance(items[2], DeadLetter) and len(opened) == 3
+    (tmp_path / "empty.csv").write_text("a,b,y\n")
+    opened.clear()
+    with pytest.raises(SourceError, match="no records"):
+        open_source(str(tmp_path / "empty.csv"))
+    assert len(opened) == 2
 
 
 def test_arff_with_nominal_attributes(tmp_path: Path) -> None:

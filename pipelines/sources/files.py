@@ -191,14 +191,18 @@ def _malformed(row: pacsv.InvalidRow) -> MalformedRow:
 
 
 def _csv(fs: pafs.FileSystem, fs_path: str, path: str, target: str) -> FileTable:
+    """Opened twice before its rows are read: once for the header's names (pyarrow types columns
+    by name only), once to sample up to ``_CSV_INFER_ROWS`` rows as text for the column kinds.
+    A file the sample reads to its end gets its exact item count (rows + malformed lines), so
+    the source needs no further pass to know whether it is empty."""
     probe, _ = _csv_reader(fs, fs_path, None, [])
     with probe:
         names = unique_names(probe.schema.names, path)
     parsed = dict.fromkeys(names, 0)
     present = dict.fromkeys(names, 0)
-    sampled = 0
+    sampled, bad, n_items = 0, [], None
     try:
-        for batch in _csv_reader(fs, fs_path, names, [])[0]:
+        for batch in _csv_reader(fs, fs_path, names, bad)[0]:
             for name, column in zip(names, batch.columns):
                 present[name] += len(column) - column.null_count
                 matches = pc.match_substring_regex(column, _NUMBER, ignore_case=True)
@@ -206,6 +210,8 @@ def _csv(fs: pafs.FileSystem, fs_path: str, path: str, target: str) -> FileTable
             sampled += batch.num_rows
             if sampled >= _CSV_INFER_ROWS:
                 break
+        else:
+            n_items = sampled + len(bad)   # the whole file: what its rows pass will yield
     except READ_ERRORS:
         pass   # inferred from the rows before the damage; reading the rows stops there too
     columns: dict[str, Kind] = {
@@ -213,4 +219,4 @@ def _csv(fs: pafs.FileSystem, fs_path: str, path: str, target: str) -> FileTable
         for n in names
     }
 
-    return make_table(path, columns, target, None, lambda: _csv_rows(fs, fs_path, names))
+    return make_table(path, columns, target, n_items, lambda: _csv_rows(fs, fs_path, names))

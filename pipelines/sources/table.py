@@ -31,8 +31,9 @@ class MalformedRow:
 
 @dataclass(frozen=True)
 class FileTable:
-    """A readable file: column kinds in file order (target included), the target's name, the row
-    count when the format records it, and a function that starts a fresh pass over the rows."""
+    """A readable file: column kinds in file order (target included), the target's name, the item
+    count when known before reading (the format records it, or a CSV's sample read it all), and
+    a function that starts a fresh pass over the rows."""
 
     path: str
     columns: dict[str, Kind]
