@@ -7,14 +7,17 @@
   never consulted (neither for a prediction nor for the router's target), so they are left out:
   it behaves, and is, an online MLP classifier.
 
-Each record runs a few compiled kernels (:mod:`.compiled.moe_kernels`); Python encodes records
-and grows arrays when the encoder meets a new feature, nominal value or class. There is no
-``learn_predict_many`` batch path (``ModelHost`` then goes record by record): a Python loop over
-these calls would save nothing; a compiled prequential loop as ``adaptive``'s is future work.
+The prequential loop runs in compiled code (:mod:`.compiled.moe_kernels`): ``learn_predict_many``
+/ ``learn_predict_scored`` run a whole batch in one call; Python encodes records and leaves the
+loop only to grow arrays (a new feature, nominal value, input slot or class; a tree past half
+its node arrays), then resumes it at that record. ``predict_proba_one`` / ``learn_one`` run the
+same loop on one record, so both paths give the same predictions, probabilities and snapshots.
+Batch against record path (batches of 1,000, CPU time, 20,000 records, seeds 0/1, shared
+2-core machine): see bench/COMPILED.md.
 """
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -30,10 +33,11 @@ from experts._compiled_tree import (
 from experts._encoding import RecordEncoder
 from pipelines.checkpoints.envelope import CheckpointError
 from pipelines.models.base import AdaptiveModel, Features
+from pipelines.models.compiled.batch import encode_batch
 from pipelines.models.compiled.moe_kernels import (
-    experts_step,
-    router_learn,
-    router_softmax,
+    NEEDS_ROOM,
+    TREE_ROOM,
+    moe_run,
 )
 from pipelines.models.compiled.store import (
     ArraySnapshots,
@@ -50,6 +54,7 @@ from router._compiled import (
 
 _INITIAL_INPUTS = 8   # router input slots before the first growth (doubled as records need)
 _DROPOUT = 0.2        # router dropout in training steps (router.DriftMoERouter's default)
+_NO_TREES = new_tree_pool(1, 0, 0)   # MoE-Task's: the shared loop reads none (moe_run)
 
 
 class _Scratch(NamedTuple):
@@ -64,11 +69,12 @@ class _Scratch(NamedTuple):
     mask: np.ndarray     # (outputs,): router target
     seen: np.ndarray     # (outputs,): 1 for outputs the target covers
     proba: np.ndarray    # (experts, classes): MoE-Data's trees' probabilities
+    out: np.ndarray      # (classes,): the last prediction's class probabilities
 
 
 class _CompiledMoE(ArraySnapshots, AdaptiveModel):
     """What both paper models share: encoder, router inputs, router, RNG, growth, snapshots,
-    the record path. Subclasses give ``_grow_parts``, ``_check_parts`` and ``_step``."""
+    the loop's driver. Subclasses give ``_grow_parts``, ``_check_parts`` and ``_kernel``."""
 
     _snapshot_parts: tuple[str, ...] = ("inputs", "router", "rng", "learned")
 
@@ -83,8 +89,7 @@ class _CompiledMoE(ArraySnapshots, AdaptiveModel):
         if len(self.hidden) != 2 or min(self.hidden) < 1 or temperature <= 0 or batch_size < 1:
             raise ValueError("need two hidden sizes >= 1, temperature > 0, batch size >= 1")
         self._encoder = RecordEncoder()
-        self._version = 0   # encoder version the arrays were last sized for
-        self._sized_classes = 0   # classes the encoder knew then
+        self._n_classes = 0   # classes the arrays are sized for
         self.rng = new_rng(seed)
         self.inputs = new_inputs(0, 1, _INITIAL_INPUTS)
         self.router = new_router(_INITIAL_INPUTS, self.hidden, n_outputs, batch_size, self.rng)
@@ -105,48 +110,85 @@ class _CompiledMoE(ArraySnapshots, AdaptiveModel):
         return _Scratch(np.zeros((1, self.inputs.count.shape[0])), np.arange(n_out),
                         np.zeros((1, self.hidden[0])), np.zeros((1, self.hidden[1])),
                         np.zeros((1, n_out)), np.zeros(n_out), np.zeros(n_out), np.zeros(n_out),
-                        proba)
+                        proba, np.zeros(max(n_out, proba.shape[1])))
 
-    def _grow(self, row: np.ndarray) -> None:
-        """Room for what the encoder met since the arrays were last sized (``row``: the
-        record that met it): router input slots, then the subclass's parts."""
-        nominal_sizes = self._encoder.nominal_sizes()
-        n_values = max(self.inputs.slot_of.shape[1], int(nominal_sizes.max(initial=0)))
+    def _make_room(self, row: np.ndarray, y: int, width: int) -> None:
+        """Grow what learning ``row`` (label ``y``; ``width`` features registered once it was
+        read) needs: router input slots and their map, then the subclass's parts. Sizes follow
+        from the record alone, so the batch and the record path grow alike."""
+        x = row[:width]
+        nominal = self._encoder.nominal_sizes()[:width] > 0
+        need = np.where(nominal & ~np.isnan(x), np.nan_to_num(x) + 1, 0).astype(np.int64)
+        n_values = max(self.inputs.slot_of.shape[1], int(need.max(initial=0)))
         slots = self.inputs.count.shape[0]
-        wider = grow_inputs(self.inputs, nominal_sizes > 0, n_values, slots)
-        slots = doubled_capacity(int(self.inputs.used[0]) + int(inputs_missing(wider, row)), slots)
-        self.inputs = grow_inputs(self.inputs, nominal_sizes > 0, n_values, slots)
+        wider = grow_inputs(self.inputs, nominal, n_values, slots)
+        slots = doubled_capacity(int(self.inputs.used[0]) + int(inputs_missing(wider, x)), slots)
+        self.inputs = grow_inputs(self.inputs, nominal, n_values, slots)
         if slots != self.router.w1.shape[0]:
             self.router = grow_router(self.router, slots)
-        self._grow_parts(self._sized_classes)
-        self._version = self._encoder.version
-        self._sized_classes = self._encoder.n_classes
+        n_classes = max(self._n_classes, y + 1)
+        self._grow_parts(self._n_classes, n_classes, np.where(nominal, np.maximum(need, 1), 0))
+        self._n_classes = n_classes
         self._scratch = self._new_scratch()
 
-    def _grow_parts(self, old_classes: int) -> None:
-        """Room in the subclass's arrays for the encoder's features, values and classes
-        (``old_classes`` of them known at the last growth)."""
+    def _grow_parts(self, old_classes: int, n_classes: int, nominal_sizes: np.ndarray) -> None:
+        """Room in the subclass's arrays for ``n_classes`` classes (``old_classes`` sized so
+        far) and features with ``nominal_sizes`` (0 numeric, else the value indices needed)."""
         raise NotImplementedError
 
-    def _encode(self, x: Features, y: Hashable | None) -> tuple[np.ndarray, int]:
-        """The record as a row (and its label index when learning), arrays grown to fit."""
-        row = self._encoder.encode(x, learn=y is not None)
-        label = -1 if y is None else self._encoder.encode_label(y, learn=True)
-        if self._encoder.version != self._version:
-            self._grow(row)
-        return row, label
-
     def predict_proba_one(self, x: Features) -> dict[Hashable, float]:
-        row, _ = self._encode(x, None)
-        proba = self._step(row, -1, 0.0, learn=False)
-        return {} if proba is None else {
-            label: float(p) for label, p in zip(self._encoder.labels, proba.tolist())}
+        row = self._encoder.encode(x)
+        preds, _ = self._run(row[None, :], np.zeros(1, np.int64), np.zeros(1),
+                             np.array([len(row)]), learn=False)
+        if preds[0] < 0:
+            return {}
+        proba = self._scratch.out[: self._n_classes].tolist()
+        return {label: float(p) for label, p in zip(self._encoder.labels, proba)}
 
     def learn_one(self, x: Features, y: Hashable, w: float = 1.0) -> None:
         """Learn one record with sample weight ``w`` (scales the experts' update)."""
-        row, label = self._encode(x, y)
-        self._step(row, label, float(w), learn=True)
-        self._n_learned += 1
+        row = self._encoder.encode(x, learn=True)
+        label = self._encoder.encode_label(y, learn=True)
+        self._run(row[None, :], np.array([label]), np.array([float(w)]), np.array([len(row)]),
+                  learn=True)
+
+    def learn_predict_many(self, X: Sequence[Features], y: Sequence[Hashable],
+                           w: Sequence[float] | np.ndarray | None = None
+                           ) -> list[Hashable | None]:
+        """Test-then-train over a batch: predict record i, learn it, then record i + 1; the
+        predictions, as ``predict_one`` then ``learn_one`` per record would give them."""
+        return self.learn_predict_scored(X, y, w)[0]
+
+    def learn_predict_scored(self, X: Sequence[Features], y: Sequence[Hashable],
+                             w: Sequence[float] | np.ndarray | None = None
+                             ) -> tuple[list[Hashable | None], np.ndarray]:
+        """``learn_predict_many`` plus each prediction's probability (0 with none)."""
+        batch = encode_batch(self._encoder, X, y, w)
+        preds, conf = self._run(batch.X, batch.y, batch.w, batch.widths, learn=True)
+        names = self._encoder.labels
+        return [names[p] if p >= 0 else None for p in preds.tolist()], conf
+
+    def _run(self, X: np.ndarray, Y: np.ndarray, W: np.ndarray, widths: np.ndarray,
+             learn: bool) -> tuple[np.ndarray, np.ndarray]:
+        """The compiled loop over the encoded records, growing arrays when it asks."""
+        preds = np.full(len(X), -1, dtype=np.int64)
+        conf = np.zeros(len(X))
+        i, predicted = 0, False
+        while i < len(X):
+            status, i = self._kernel(X, Y, W, widths, i, learn, predicted, preds, conf)
+            predicted = status == NEEDS_ROOM
+            if predicted:
+                self._make_room(X[i], int(Y[i]), int(widths[i]))
+            elif status == TREE_ROOM:
+                self.trees = grow_tree_pool(self.trees)
+                self._scratch = self._new_scratch()
+        return preds, conf
+
+    def _kernel(self, X: np.ndarray, Y: np.ndarray, W: np.ndarray, widths: np.ndarray,
+                start: int, learn: bool, predicted: bool, preds: np.ndarray,
+                conf: np.ndarray) -> tuple[int, int]:
+        """The subclass's compiled loop from record ``start`` (see :mod:`.compiled.moe_kernels`)."""
+        raise NotImplementedError
 
     def _restored(self) -> None:
         """Checks the arrays against each other and the encoder (CheckpointError)."""
@@ -160,14 +202,10 @@ class _CompiledMoE(ArraySnapshots, AdaptiveModel):
         check_inputs_and_router(inputs, router)
         within("learned", self.learned, 0, 2**62)
         self._check_parts()
-        self._version = self._encoder.version
-        self._sized_classes = self._encoder.n_classes
+        self._n_classes = self._encoder.n_classes
         self._scratch = self._new_scratch()
 
     def _check_parts(self) -> None:
-        raise NotImplementedError
-
-    def _step(self, row: np.ndarray, y: int, w: float, learn: bool) -> np.ndarray | None:
         raise NotImplementedError
 
 
@@ -200,9 +238,8 @@ class DriftMoEData(_CompiledMoE):
     def n_experts(self) -> int:
         return self.trees.settings.shape[0]
 
-    def _grow_parts(self, old_classes: int) -> None:
-        self.trees = ensure_tree_capacity(self.trees, self._encoder.n_classes,
-                                          self._encoder.nominal_sizes())
+    def _grow_parts(self, old_classes: int, n_classes: int, nominal_sizes: np.ndarray) -> None:
+        self.trees = ensure_tree_capacity(self.trees, n_classes, nominal_sizes)
 
     def _check_parts(self) -> None:
         trees = self.trees
@@ -211,23 +248,11 @@ class DriftMoEData(_CompiledMoE):
                 trees.node_class_w.shape[2] < self._encoder.n_classes):
             raise CheckpointError("snapshot trees do not fit the model's experts or encoder")
 
-    def _step(self, row: np.ndarray, y: int, w: float, learn: bool) -> np.ndarray | None:
-        sc, n = self._scratch, self.n_experts
-        if self._encoder.n_classes == 0:
-            return None
-        router_softmax(self.inputs, self.router, row, n, self.temperature, sc.z, sc.outputs,
-                       sc.h1, sc.h2, sc.logits, sc.weights)
-        chosen, status = experts_step(self.trees, row, y, w, sc.weights, self.top_k_train,
-                                      learn, sc.proba, sc.mask)
-        if status:
-            self.trees = grow_tree_pool(self.trees)
-        if learn:
-            sc.seen[:] = 1.0
-            router_learn(self.inputs, self.router, self.rng, row, sc.z, sc.mask, sc.seen,
-                         self.lr, _DROPOUT)
-        if status:
-            self._scratch = self._new_scratch()
-        return None if chosen < 0 else sc.proba[chosen, : self._encoder.n_classes]
+    def _kernel(self, X, Y, W, widths, start, learn, predicted, preds, conf):
+        return moe_run(self.inputs, self.router, self.trees, self.rng, self.learned,
+                       self._scratch, X, Y, W, widths, start, len(X), learn, predicted,
+                       self._n_classes, float(self.temperature), float(self.lr), _DROPOUT,
+                       int(self.top_k_train), preds, conf)
 
 
 class DriftMoETask(_CompiledMoE):
@@ -250,8 +275,7 @@ class DriftMoETask(_CompiledMoE):
         """One (one-vs-rest) expert per class, as the paper counts them."""
         return self._encoder.n_classes
 
-    def _grow_parts(self, old_classes: int) -> None:
-        n_classes = self._encoder.n_classes
+    def _grow_parts(self, old_classes: int, n_classes: int, nominal_sizes: np.ndarray) -> None:
         capacity = doubled_capacity(n_classes, self.router.w3.shape[1])
         if capacity != self.router.w3.shape[1]:
             self.router = grow_router_outputs(self.router, capacity)
@@ -263,18 +287,8 @@ class DriftMoETask(_CompiledMoE):
         if self.router.w3.shape[1] < self._encoder.n_classes:
             raise CheckpointError("snapshot router has fewer outputs than the encoder classes")
 
-    def _step(self, row: np.ndarray, y: int, w: float, learn: bool) -> np.ndarray | None:
-        sc, n_classes = self._scratch, self._encoder.n_classes
-        if n_classes == 0:
-            return None
-        router_softmax(self.inputs, self.router, row, n_classes, self.temperature, sc.z,
-                       sc.outputs, sc.h1, sc.h2, sc.logits, sc.weights)
-        proba = sc.weights[:n_classes].copy()
-        if learn and w > 0.0:
-            sc.mask[:] = 0.0
-            sc.mask[y] = 1.0
-            sc.seen[:] = 0.0
-            sc.seen[:n_classes] = 1.0
-            router_learn(self.inputs, self.router, self.rng, row, sc.z, sc.mask, sc.seen,
-                         self.lr, _DROPOUT)
-        return proba
+    def _kernel(self, X, Y, W, widths, start, learn, predicted, preds, conf):
+        return moe_run(self.inputs, self.router, _NO_TREES, self.rng, self.learned,
+                       self._scratch, X, Y, W, widths, start, len(X), learn, predicted,
+                       self._n_classes, float(self.temperature), float(self.lr), _DROPOUT, 0,
+                       preds, conf)
