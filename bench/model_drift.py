@@ -152,12 +152,14 @@ def render(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_markdown(text: str, path: Path = HERE / "DETECTORS.md") -> None:
-    """Put the table between its markers in DETECTORS.md (appended the first time)."""
+def write_section(text: str, begin: str = BEGIN, end: str = END,
+                  path: Path = HERE / "DETECTORS.md") -> None:
+    """Put ``text`` (a section opening with ``begin`` and closing with ``end``) in place of the
+    one between those markers in DETECTORS.md (appended the first time)."""
     current = path.read_text()
-    if BEGIN in current:
-        head, rest = current.split(BEGIN, 1)
-        current = head + text + rest.split(END, 1)[1]
+    if begin in current:
+        head, rest = current.split(begin, 1)
+        current = head + text + rest.split(end, 1)[1]
     else:
         current = current.rstrip("\n") + "\n\n" + text + "\n"
     path.write_text(current)
@@ -178,7 +180,7 @@ def main(argv: list[str] | None = None) -> None:
            "records": args.records, "seeds": args.seeds, "seconds": time.time() - started,
            "rows": rows}
     (HERE / "model_drift.json").write_text(json.dumps(doc, indent=1))
-    write_markdown(render(doc))
+    write_section(render(doc))
     print(render(doc))
 
 

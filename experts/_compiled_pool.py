@@ -30,6 +30,7 @@ N_POS, N_ARCHIVE, N_LEARNED, PROBE_CURSOR, LAST_GROWTH, N_GROWN, N_CLASSES, N_RE
 ERR_FAST, ERR_SLOW = range(2)
 KIND_FREE, KIND_MLP, KIND_TREE = -1, 0, 1
 KINDS = {"mlp": KIND_MLP, "hoeffding-tree": KIND_TREE}
+_REVIVED_PRIOR = 50.0   # outcomes' weight a recalled expert's revival score counts as
 
 
 class PoolArrays(NamedTuple):
@@ -185,12 +186,7 @@ class PoolLifecycle:
         if position - pool.ints[LAST_GROWTH] < self.min_grow_gap:
             return []
         pool.ints[LAST_GROWTH] = position
-        revived = self._best_archived(parts, score)
-        source = self._recall_source(pool)
-        if revived is not None:   # out of the archive first, so the copy cannot push it out
-            self.add(parts, revived)
-        if source is not None:
-            self._archive_copy(parts, source)
+        revived = self._revive_and_copy(parts, score)
         if revived is None:
             self.add(parts)
         kind = "grow" if revived is None else "revive"
@@ -198,13 +194,54 @@ class PoolLifecycle:
                    "experts": int(pool.ints[N_POS])}]
         return events + self._prune_to_budget(parts, position)
 
+    def recall(self, parts: PoolParts, position: int,
+               score: Callable[[int], float]) -> list[dict[str, Any]]:
+        """On a model-level drift at ``position`` (with ``recall_age`` set, else nothing): the
+        revival test on the recent records, which that detector's short delay fills with the
+        new concept's, and a frozen copy of the best expert archived. Returns the events."""
+        if self.recall_age is None:
+            return []
+        revived = self._revive_and_copy(parts, score)
+        if revived is None:
+            return []
+        return [{"position": position, "kind": "revive", "reason": "drift",
+                 "experts": int(parts.pool.ints[N_POS])}] + self._prune_to_budget(parts, position)
+
+    def _revive_and_copy(self, parts: PoolParts, score: Callable[[int], float]) -> int | None:
+        """Revive the archived expert that passes the revival test (its slot, else None), and
+        archive a copy of the best mature expert when ``recall_age`` is set."""
+        revived = self._best_archived(parts, score)
+        source = self._recall_source(parts.pool)
+        if revived is not None:   # out of the archive first, so the copy cannot push it out
+            self.add(parts, revived)
+            if self.recall_age is not None:
+                self._trust_revived(parts, revived, score(revived))
+        if source is not None:
+            self._archive_copy(parts, source)
+        return revived
+
+    @staticmethod
+    def _trust_revived(parts: PoolParts, slot: int, shown: float) -> None:
+        """A recalled expert joins with the accuracy it just showed (worth _REVIVED_PRIOR
+        outcomes) and the router output of the pool's best-tracked expert, so the mixture
+        follows it at once instead of after the router has learned a fresh output."""
+        pool, router = parts.pool, parts.router
+        others = [int(s) for s in pool.positions[: pool.ints[N_POS]] if s != slot]
+        if others:
+            best = max(others, key=lambda s: accuracy(pool, s))
+            router.w3[:, slot] = router.w3[:, best]
+            router.b3[slot] = router.b3[best]
+        pool.hits[slot] = _REVIVED_PRIOR * shown
+        pool.seen[slot] = _REVIVED_PRIOR
+
     def _recall_source(self, pool: PoolArrays) -> int | None:
         """The slot to archive a copy of: the best-tracked expert aged ``recall_age``."""
         if self.recall_age is None or self.archive_size < 1:
             return None
         slots = [int(s) for s in pool.positions[: pool.ints[N_POS]]
                  if pool.age[s] >= self.recall_age]
-        return max(slots, key=lambda s: accuracy(pool, s), default=None)
+        return max(slots, key=lambda s: (pool.kind[s] == KIND_TREE, accuracy(pool, s)),
+                   default=None)
 
     def _archive_copy(self, parts: PoolParts, source: int) -> None:
         """Archive a frozen copy of slot ``source`` (newest; the oldest archived is pushed out

@@ -268,8 +268,12 @@ class Adaptive(ArraySnapshots, AdaptiveModel):
             evidence[name] = int(evidence[name])
         for name in ("error_before", "error_after", "g_error", "g_labels", "label_threshold"):
             evidence[name] = round(evidence[name], 4)
-        self._pending_events.append({"position": self.n_learned - 1, "kind": "drift",
+        position = self.n_learned - 1
+        self._pending_events.append({"position": position, "kind": "drift",
                                      "detector": "window-shift", **evidence})
+        state = self._kernel_state()
+        self._pending_events.extend(self._lifecycle.recall(
+            self, position, lambda slot: kernel.recent_accuracy(state, slot)))
 
     def _on_drift(self, source: str) -> None:
         """An internal detector asked the pool to adapt (an ``adapt`` event, not a drift an
