@@ -41,8 +41,10 @@ def flink_home() -> Path:
     return Path(pyflink.__file__).parent
 
 
-def _config(rpc_port: int, rest_port: int, slots: int) -> str:
-    """config.yaml: the wheel's JVM options (Java 17 module opens), this cluster's ports."""
+def _config(rpc_port: int, rest_port: int, slots: int, prometheus: str | None) -> str:
+    """config.yaml: the wheel's JVM options (Java 17 module opens), this cluster's ports and,
+    with ``prometheus`` (a port range: the JobManager and the TaskManager each take one), the
+    Prometheus reporter the wheel ships in ``plugins/``."""
     shipped = (flink_home() / "conf" / "config.yaml").read_text()
     java_opts = re.search(r"^\s*all: (.*)$", shipped, re.MULTILINE)
     opts = f"env:\n  java:\n    opts:\n      all: {java_opts.group(1)}\n" if java_opts else ""
@@ -52,7 +54,10 @@ def _config(rpc_port: int, rest_port: int, slots: int) -> str:
         f"taskmanager:\n  bind-host: localhost\n  host: localhost\n"
         f"  numberOfTaskSlots: {slots}\n  memory:\n    process:\n"
         f"      size: {TASKMANAGER_MEMORY}\n"
-        f"rest:\n  address: localhost\n  bind-address: localhost\n  port: {rest_port}\n")
+        f"rest:\n  address: localhost\n  bind-address: localhost\n  port: {rest_port}\n"
+        + (f"metrics:\n  reporter:\n    prom:\n      factory:\n        class: "
+           f"org.apache.flink.metrics.prometheus.PrometheusReporterFactory\n"
+           f"      port: {prometheus}\n" if prometheus else ""))
 
 
 def _overview(rest: str) -> dict:
@@ -61,9 +66,11 @@ def _overview(rest: str) -> dict:
 
 
 @contextlib.contextmanager
-def standalone_cluster(workdir: str | os.PathLike, slots: int = 2) -> Iterator[str]:
+def standalone_cluster(workdir: str | os.PathLike, slots: int = 2,
+                       prometheus: str | None = None) -> Iterator[str]:
     """Start a cluster, yield its REST address ``localhost:PORT`` once a TaskManager has
-    registered, stop both processes after."""
+    registered, stop both processes after. ``prometheus``: a port range ``A-B`` for Flink's
+    Prometheus reporter (each process serves ``/metrics`` on one of them)."""
     work = Path(workdir)
     conf, logs = work / "conf", work / "log"
     conf.mkdir(parents=True, exist_ok=True)
@@ -73,7 +80,7 @@ def standalone_cluster(workdir: str | os.PathLike, slots: int = 2) -> Iterator[s
         if source.exists():
             (conf / name).write_bytes(source.read_bytes())
     rest_port = free_port()
-    (conf / "config.yaml").write_text(_config(free_port(), rest_port, slots))
+    (conf / "config.yaml").write_text(_config(free_port(), rest_port, slots, prometheus))
     env = {**os.environ, "FLINK_CONF_DIR": str(conf), "FLINK_LOG_DIR": str(logs)}
     rest = f"localhost:{rest_port}"
     processes = []

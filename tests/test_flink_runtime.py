@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -109,6 +110,55 @@ def _model_gauges(rest: str, job_id: str) -> dict[str, dict[str, int]]:
     return gauges
 
 
+def _prometheus_gauges(ports: range, job_id: str) -> dict[str, dict[str, int]]:
+    """``{key: {gauge: value}}`` of job ``job_id``'s model operator, as Flink's Prometheus
+    reporter serves them on any of ``ports`` (a cluster's processes each take one)."""
+    pattern = re.compile(r'^flink_taskmanager_job_task_operator_driftflow_key_(\w+)\{(.*)\} (\S+)$')
+    gauges: dict[str, dict[str, int]] = {}
+    for port in ports:
+        try:
+            with urllib.request.urlopen(f"http://localhost:{port}/metrics", timeout=10) as page:
+                text = page.read().decode()
+        except OSError:
+            continue   # no reporter on this port
+        for line in text.splitlines():
+            match = pattern.match(line)
+            if match and f'job_id="{job_id}"' in match.group(2):
+                key = re.search(r'key="([^"]*)"', match.group(2)).group(1)
+                gauges.setdefault(key, {})[match.group(1)] = int(float(match.group(3)))
+    return gauges
+
+
+def _expected_gauges(hosts: dict[int, ModelHost]) -> dict[str, dict[str, int]]:
+    """Each partition's figures as the model's gauges name them, from the in-process path."""
+    return {str(p): {"records_in": h.records, "predictions": h.predictions,
+                     "dead_letters": h.dead_letters, "drifts": len(h.drift_positions),
+                     "experts": h.model.n_experts,
+                     "windowed_accuracy_permille": round(1000 * h.metrics.windowed_accuracy)}
+            for p, h in hosts.items()}
+
+
+def _settled_gauges(read: Any, expected: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    """``read()`` until every key's records_in is the expected one (or the deadline), then
+    once more: every gauge from the same, last bundle."""
+    deadline = time.monotonic() + METRICS_DEADLINE_S
+    while time.monotonic() < deadline:
+        if {k: g.get("records_in") for k, g in read().items()} \
+                == {k: e["records_in"] for k, e in expected.items()}:
+            break
+        time.sleep(1.0)
+    time.sleep(2.0)
+    return read()
+
+
+def _assert_gauges(gauges: dict[str, dict[str, int]], expected: dict[str, dict[str, int]],
+                   records: int) -> None:
+    assert {k: {name: g.get(name) for name in expected.get(k, {})} for k, g in gauges.items()} \
+        == expected
+    assert sum(g["records_in"] for g in gauges.values()) == records
+    assert all(g["event_time_lag_ms"] >= 0 for g in gauges.values())
+
+
 def test_the_models_metrics_reach_flinks_rest_endpoint(kafka_broker: str, connector: None,
                                                        tmp_path) -> None:
     """An unbounded job with two keys (partitions): once every record is in, each key's
@@ -121,11 +171,7 @@ def test_the_models_metrics_reach_flinks_rest_endpoint(kafka_broker: str, connec
     _produce(kafka_broker, topic, n, poison=POISON)
     hosts, _ = _hosts(read_topic(kafka_broker, topic), lambda m: m.partition,
                       lambda p: SEED + p)
-    expected = {str(p): {"records_in": h.records, "predictions": h.predictions,
-                         "dead_letters": h.dead_letters, "drifts": len(h.drift_positions),
-                         "experts": h.model.n_experts,
-                         "windowed_accuracy_permille": round(1000 * h.metrics.windowed_accuracy)}
-                for p, h in hosts.items()}
+    expected = _expected_gauges(hosts)
     assert sum(e["dead_letters"] for e in expected.values()) == len(POISON)
     rest = f"localhost:{infra_kafka.free_port()}"
     client, _ = start_flink(KafkaJob(kafka_broker, topic, seed=SEED),
@@ -133,21 +179,10 @@ def test_the_models_metrics_reach_flinks_rest_endpoint(kafka_broker: str, connec
                             until_end=False)
     job_id = str(client.get_job_id())
     try:
-        deadline, gauges = time.monotonic() + METRICS_DEADLINE_S, {}
-        while time.monotonic() < deadline:
-            gauges = _model_gauges(rest, job_id)
-            if {k: g.get("records_in") for k, g in gauges.items()} \
-                    == {k: e["records_in"] for k, e in expected.items()}:
-                break
-            time.sleep(1.0)
-        time.sleep(2.0)   # one more fetch: every gauge from the same, last bundle
-        gauges = _model_gauges(rest, job_id)
+        gauges = _settled_gauges(lambda: _model_gauges(rest, job_id), expected)
     finally:
         client.cancel().result()
-    assert {k: {name: g.get(name) for name in expected.get(k, {})} for k, g in gauges.items()} \
-        == expected
-    assert sum(g["records_in"] for g in gauges.values()) == n + len(POISON)
-    assert all(g["event_time_lag_ms"] >= 0 for g in gauges.values())
+    _assert_gauges(gauges, expected, n + len(POISON))
 
 
 def test_key_by_a_field_gives_one_model_per_value(kafka_broker: str, connector: None) -> None:
@@ -174,30 +209,54 @@ def test_key_by_a_field_gives_one_model_per_value(kafka_broker: str, connector: 
         == {k: model_digest(h) for k, h in hosts.items()}
 
 
+def _without_pyflink_worker_settings() -> dict[str, str]:
+    """This process's environment for a child PyFlink client: an earlier mini-cluster job ran
+    its Python functions in this process (PyFlink's loopback mode), which set the variables
+    that tell a Python UDF worker not to start a Java gateway (or to reuse this one)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("PYFLINK_GATEWAY")}
+
+
 def test_driftflow_run_submits_to_a_standalone_cluster(kafka_broker: str, connector: None,
                                                        tmp_path) -> None:
-    """A standalone cluster (one JobManager, one TaskManager, from the wheel's scripts) is
-    started; ``driftflow run --runtime flink --flink-address`` submits a bounded job to it,
-    which finishes there, writes metrics.json, and predicts as the in-process path does on
-    each partition's records (seed + partition). The cluster is stopped after."""
+    """A standalone cluster (one JobManager, one TaskManager, from the wheel's scripts, with
+    Flink's Prometheus reporter) is started; ``driftflow run --runtime flink --flink-address``
+    submits a bounded job to it, which finishes there, writes metrics.json, and predicts as
+    the in-process path does on each partition's records (seed + partition). Then an unbounded
+    job on the same records: each key's gauges, scraped from the TaskManager's Prometheus
+    endpoint, equal the in-process path's figures. The cluster is stopped after."""
     from infra.flink_cluster import FlinkClusterError, standalone_cluster
+    from pipelines.runners.flink import FlinkOptions, start_flink
 
     topic, n = f"flink-cluster-{uuid.uuid4().hex[:8]}", 400
     _produce(kafka_broker, topic, n)
-    _, reference = _hosts(read_topic(kafka_broker, topic), lambda m: m.partition,
-                          lambda p: SEED + p)
+    hosts, reference = _hosts(read_topic(kafka_broker, topic), lambda m: m.partition,
+                              lambda p: SEED + p)
     cli = os.path.join(os.path.dirname(sys.executable), "driftflow")
+    first = infra_kafka.free_port()
+    prometheus = range(first, first + 4)
     try:
-        with standalone_cluster(tmp_path / "cluster") as rest:
+        with standalone_cluster(tmp_path / "cluster",
+                                prometheus=f"{prometheus.start}-{prometheus.stop - 1}") as rest:
             run = subprocess.run(
                 [cli, "run", "--runtime", "flink", "--flink-address", rest, "--source",
                  f"kafka:{topic}", "--bootstrap", kafka_broker, "--seed", str(SEED),
                  "--until-end", "--checkpoint-dir", str(tmp_path / "ck"),
                  "--out", str(tmp_path / "out")],
-                capture_output=True, text=True, timeout=CLI_TIMEOUT_S, check=False)
+                capture_output=True, text=True, timeout=CLI_TIMEOUT_S, check=False,
+                env=_without_pyflink_worker_settings())
             assert run.returncode == 0, run.stderr[-3000:]
             with urllib.request.urlopen(f"http://{rest}/jobs/overview", timeout=10) as answer:
                 jobs = json.loads(answer.read())["jobs"]
+            job = KafkaJob(kafka_broker, topic, seed=SEED, group_id=f"{topic}-live",
+                           output_prefix=f"{topic}-live", checkpoint_dir=str(tmp_path / "ck2"))
+            client, _ = start_flink(job, FlinkOptions(bundle_size=100, flink_address=rest),
+                                    until_end=False)
+            job_id = str(client.get_job_id())
+            try:
+                gauges = _settled_gauges(lambda: _prometheus_gauges(prometheus, job_id),
+                                         _expected_gauges(hosts))
+            finally:
+                client.cancel().result()
     except FlinkClusterError as exc:
         unavailable(f"could not start a standalone Flink cluster: {exc}")
     assert [(j["name"], j["state"]) for j in jobs] == [(f"driftflow {topic}", "FINISHED")]
@@ -205,3 +264,4 @@ def test_driftflow_run_submits_to_a_standalone_cluster(kafka_broker: str, connec
         written = json.load(f)
     assert written["runtime"] == "flink" and written["records"] == n
     _assert_predictions(kafka_broker, f"{topic}.predictions", reference, n)
+    _assert_gauges(gauges, _expected_gauges(hosts), n)
