@@ -3,6 +3,7 @@ the record path, array snapshots restore to the same predictions and bytes, and 
 on short paper streams."""
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from pathlib import Path
@@ -65,7 +66,7 @@ def _record_path(model, rows) -> tuple[list, np.ndarray]:
 
 def _batch_path(model, rows, cuts) -> tuple[list, np.ndarray]:
     preds, conf = [], []
-    for a, b in zip(cuts, cuts[1:]):
+    for a, b in itertools.pairwise(cuts):
         p, c = model.learn_predict_scored([x for x, _ in rows[a:b]], [y for _, y in rows[a:b]])
         preds += p
         conf.append(c)
@@ -129,6 +130,33 @@ def test_snapshot_restore_continue_is_the_uninterrupted_model(name, stream):
     assert resumed.n_experts == plain.n_experts == (12 if name == "driftmoe-data" else
                                                     len({r["y"] for r in rows}))
     assert unseal(resumed.snapshot())[1] == unseal(plain.snapshot())[1]
+
+
+def test_host_batches_give_the_record_path_outputs():
+    """ModelHost.process_many (the runners' path, through learn_predict_scored) == process per
+    item on a stream that gains features and a class: the same predictions, confidences, dead
+    letters, new-class events and counts, with bad and unlabelled records mixed in."""
+    from pipelines.host import ModelHost
+    from pipelines.records import Record
+
+    items = []
+    for i, (x, y) in enumerate(_stream(1600, "growing")):
+        if i % 97 == 5:
+            x = {**x, "bad": float("nan")}   # invalid features: a dead letter
+        items.append(Record(key=None, id=i, x=x, y=None if i % 89 == 7 else y, offset=i,
+                            partition=0))
+    by_record, by_batch = (ModelHost(make_model("driftmoe-task", seed=5, **SMALL[
+        "driftmoe-task"])) for _ in range(2))
+    single = [by_record.process(item) for item in items]
+    batched = []
+    for a in range(0, len(items), 500):
+        batched += by_batch.process_many(items[a:a + 500])
+    assert batched == single
+    events = by_batch.take_events()
+    assert events == by_record.take_events()
+    assert any(e.get("kind") == "new_class" for e in events)
+    assert by_batch.summary(1.0) == by_record.summary(1.0)
+    assert by_batch.dead_letters >= 15 and by_batch.skipped >= 15
 
 
 def test_a_snapshot_whose_arrays_do_not_fit_is_refused():
