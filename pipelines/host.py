@@ -205,9 +205,13 @@ class ModelHost:
                 "scored_recent": len(recent), "scored_before": len(before)}
 
     def _watch_inputs(self, item: Record) -> None:
-        """Feed the record's features to the input-drift monitor."""
+        """Feed the record's features to the input-drift monitor; a model that can adapt to an
+        input drift (``adaptive``'s ``input_drift``, opt-in) hears which features moved."""
         for event in self.input_monitor.update(item.x):
             self._add_input_event(event, item)
+            heard = getattr(self.model, "input_drift", None)
+            if heard is not None:
+                heard([f["name"] for f in event["features"]])
 
     def _add_input_event(self, event: dict[str, Any], item: Record) -> None:
         """Keep an input-drift event, with the record's offset as its position."""

@@ -76,3 +76,35 @@ def test_adaptive_quiet_while_warming_up_and_on_a_stationary_stretch(name: str) 
     warming up at the start): no drift event."""
     events = _events(name, 100_000, 24_000)
     assert [e for e in events if e["kind"] == "drift"] == []
+
+
+def _learned(settings: dict, n: int = 600) -> object:
+    rng = np.random.default_rng(4)
+    model = make_model("adaptive", seed=0, **settings)
+    X = [{"a": float(a), "b": float(b)} for a, b in rng.normal(size=(n, 2))]
+    model.learn_predict_many(X, [int(x["a"] > 0) for x in X])
+    model.events()
+    return model
+
+
+def test_input_drift_starts_a_fresh_expert_only_when_asked_and_relied_on() -> None:
+    """Item 5: with ``input_adaptation`` an input drift on a feature the pool relies on grows
+    an expert at once (an ``adapt`` event naming the features); off by default; a tree-only
+    pool ignores a feature none of its trees splits on."""
+    default = _learned({})
+    before = default.n_experts
+    default.input_drift(["a"])
+    assert default.n_experts == before and default.events() == []
+    adapting = _learned({"input_adaptation": True})
+    before = adapting.n_experts
+    adapting.input_drift(["a"])
+    kinds = [(e["kind"], e.get("detector"), e.get("features")) for e in adapting.events()]
+    assert ("adapt", "input", ["a"]) in kinds and adapting.n_experts == before + 1
+    trees = _learned({"input_adaptation": True, "expert_kinds": ("hoeffding-tree",)}, 2000)
+    split = set(trees.trees.node_feature[trees.pool.positions[: trees.n_experts]].ravel())
+    assert 0 in split and 1 not in split   # the trees split on "a" (column 0) only
+    before = trees.n_experts
+    trees.input_drift(["b", "unknown"])
+    assert trees.n_experts == before
+    trees.input_drift(["b", "a"])
+    assert trees.n_experts == before + 1

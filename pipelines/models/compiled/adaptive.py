@@ -89,6 +89,8 @@ class Adaptive(ArraySnapshots, AdaptiveModel):
     - ``recall_age``: each growth also archives a frozen copy of the pool's best expert aged at
       least this many records, what it knew of the concept the drift ended, so a concept that
       returns (SEA's last is its first) can be revived rather than relearned; None: no copies.
+    - ``input_adaptation``: an input drift (:meth:`input_drift`, the host's monitor) on a
+      feature the pool relies on starts a fresh expert before labels confirm a change.
     """
 
     name = "adaptive"
@@ -102,7 +104,8 @@ class Adaptive(ArraySnapshots, AdaptiveModel):
                  router_hidden: tuple[int, int] = (64, 32), router_batch_size: int = 32,
                  router_lr: float = 2e-3, temperature: float = 0.8, min_grow_gap: int = 300,
                  archive_size: int = 4, revival_window: int = 200, revival_margin: float = 0.02,
-                 recall_age: int | None = None, seed: int = 0) -> None:
+                 recall_age: int | None = None, input_adaptation: bool = False,
+                 seed: int = 0) -> None:
         super().__init__(seed)
         self.initial_experts = initial_experts
         self.max_experts = max_experts
@@ -124,6 +127,7 @@ class Adaptive(ArraySnapshots, AdaptiveModel):
         self.revival_window = revival_window
         self.revival_margin = revival_margin
         self.recall_age = recall_age
+        self.input_adaptation = input_adaptation
         self._check_settings()
         self._lifecycle = PoolLifecycle(tuple(KINDS[k] for k in self.expert_kinds), max_experts,
                                         max_bytes, archive_size, revival_margin, min_grow_gap,
@@ -275,11 +279,29 @@ class Adaptive(ArraySnapshots, AdaptiveModel):
         self._pending_events.extend(self._lifecycle.recall(
             self, position, lambda slot: kernel.recent_accuracy(state, slot)))
 
-    def _on_drift(self, source: str) -> None:
+    def input_drift(self, features: list[str]) -> None:
+        """The host's input-drift monitor saw ``features`` move. With ``input_adaptation``, a
+        fresh expert starts at once when the pool relies on one of them (an MLP expert reads
+        every feature, a tree those it splits on), before delayed labels could confirm a
+        change; it learns as they arrive. Off by default (bench/DETECTORS.md measures it)."""
+        if self.input_adaptation and self._relies_on(features):
+            self._on_drift("input", self.n_learned, features=list(features))
+
+    def _relies_on(self, features: list[str]) -> bool:
+        known = self._encoder._position   # feature name -> column, the encoder's own map
+        columns = {known[f] for f in features if f in known}
+        slots = self.pool.positions[: self.n_experts]
+        if not columns or (self.pool.kind[slots] == KINDS["mlp"]).any():
+            return bool(columns)
+        split = self.trees.node_feature[slots]
+        return bool(columns & set(np.unique(split[split >= 0]).tolist()))
+
+    def _on_drift(self, source: str, position: int | None = None, **fields: Any) -> None:
         """An internal detector asked the pool to adapt (an ``adapt`` event, not a drift an
         operator is alerted to): grow, revive, prune."""
-        position = self.n_learned - 1
-        self._pending_events.append({"position": position, "kind": "adapt", "detector": source})
+        position = self.n_learned - 1 if position is None else position
+        self._pending_events.append({"position": position, "kind": "adapt", "detector": source,
+                                     **fields})
         state = self._kernel_state()
         self._pending_events.extend(self._lifecycle.grow(
             self, source, position, lambda slot: kernel.recent_accuracy(state, slot)))
