@@ -6,7 +6,8 @@ Experts live in *slots* of the stacked MLP and tree arrays; the pool orders its 
 *position* (``positions[:n]`` lists their slots) and keeps pruned ones in an archive (oldest
 first) until they are revived or pushed out. The prequential loop runs compiled
 (``pipelines.models.compiled``); the lifecycle runs in Python between its calls, because drift
-is rare and each change touches several stacks.
+is rare and each change touches several stacks. (Past 300 lines: the lifecycle's recall, copies
+and revival read the same arrays as the rest; split off, they would reach into them anyway.)
 """
 from __future__ import annotations
 

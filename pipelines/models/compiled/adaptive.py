@@ -10,8 +10,8 @@ cannot.
 
 The whole prequential step runs in compiled code over arrays (:mod:`.kernel`); this class
 encodes records, grows arrays when a record needs room, runs the pool's lifecycle on drift, and
-keeps River's API (it runs past 200 lines: a third of it is its twenty settings and their
-documentation, River-style). ``learn_predict_many`` is the batch path; ``predict_proba_one`` /
+keeps River's API (it runs past 200 lines, the module past 300: a third of it is its twenty
+settings and their documentation, River-style, and the drift events' plumbing). ``learn_predict_many`` is the batch path; ``predict_proba_one`` /
 ``learn_one`` run the same kernel on one record, so both give the same predictions.
 """
 from __future__ import annotations
