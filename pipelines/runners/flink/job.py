@@ -135,6 +135,8 @@ class LabelSource:
 
 
 def _label_source(job: KafkaJob, until_end: bool) -> LabelSource:
+    """The input's and the labels topic's partitions, and (``until_end``) where the labels
+    topic starts and ends now: a bounded job's labels partition is drained at its end."""
     from pipelines.runners import kafka_io
 
     keys = kafka_io.list_partitions(job.bootstrap, job.topic, config=job.client_config)
