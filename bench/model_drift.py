@@ -148,8 +148,26 @@ def render(doc: dict[str, Any]) -> str:
     for label, streams in doc["rows"].items():
         lines.append(f"| `{label}` | " + " | ".join(
             _cell(streams[s], s) if s in streams else "—" for s in STREAMS + ["elec"]) + " |")
+    lines += ["", "Against issue 17's targets (every drift found within its ramp + 1,000 records, "
+              "no early event, under 1 false alarm per 50,000 stationary records), per row:", ""]
+    for label, streams in doc["rows"].items():
+        lines.append(f"- `{label}`: " + "; ".join(
+            f"{s} {_verdict(streams[s])}" for s in STREAMS if s in streams and s in TRUTHFUL))
     lines += ["", END]
     return "\n".join(lines)
+
+
+TRUTHFUL = ("LEDa", "LEDg", "SEAa", "SEAg")   # the streams with drift positions
+
+
+def _verdict(rows: list[dict[str, Any]]) -> str:
+    """What a row misses of the targets on one stream, or "met"."""
+    missed = sum(r["drifts"] - r["found"] for r in rows)
+    false = sum(r["false"] for r in rows) * PER / sum(r["stationary"] for r in rows)
+    early = sum(r["early"] for r in rows)
+    gaps = ([f"{missed} missed"] if missed else []) + (
+        [f"{false:.1f} false/50k"] if false >= 1 else []) + ([f"{early} early"] if early else [])
+    return "met" if not gaps else ", ".join(gaps)
 
 
 def write_section(text: str, begin: str = BEGIN, end: str = END,
