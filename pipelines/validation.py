@@ -288,6 +288,9 @@ def decode_json(
     )
 
 
+NULL_MESSAGE = "message has no value (null)"   # a tombstone's dead-letter reason
+
+
 class JsonDecoder:
     """Stateful `decode_json`: the first valid message fixes the schema (feature names and
     kinds) unless a validator is given, and later messages are checked against it."""
@@ -304,13 +307,16 @@ class JsonDecoder:
 
     def __call__(
         self,
-        value: bytes,
+        value: bytes | None,
         offset: int,
         partition: int = 0,
         *,
         key: Hashable | None = None,
     ) -> Record | DeadLetter:
-        """Decode one message (see `decode_json`)."""
+        """Decode one message (see `decode_json`); a message with no value at all (a Kafka
+        tombstone, ``None``) is a dead letter of its own reason, in every runtime."""
+        if value is None:
+            return DeadLetter(offset, NULL_MESSAGE, raw=b"", partition=partition)
         item = decode_json(
             value, offset, partition, self.target, validator=self._validator,
             require_label=self.require_label, key=key,

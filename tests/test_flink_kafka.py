@@ -31,9 +31,11 @@ pytestmark = pytest.mark.integration
 
 RECORDS, PARTITIONS, SEED = 2400, 4, 5
 FAIL_AT = 200                     # the injected failure: after a checkpoint past record 200
+NULL_MARKER = "<null>"             # the console producer sends this line's value as null
 POISON = [                        # (message value, the reason's start)
     ("{oops", "invalid JSON"),
     ("", "invalid JSON"),         # an empty value
+    (NULL_MARKER, "message has no value (null)"),   # a tombstone: the Ray runner's reason
     ("[1, 2]", "JSON message is a list"),
     ('{"id": "p-nan", "x": {"0": NaN, "1": 1.0, "2": 2.0}, "y": 1}', "feature '0' is NaN"),
     ('{"id": "p-str", "x": {"0": "abc", "1": 1.0, "2": 2.0}, "y": 0}',
@@ -53,7 +55,8 @@ def _produce(bootstrap: str, topic: str) -> list[str]:
         if i % (RECORDS // len(POISON)) == 100:
             lines.append(f"k{i % 32}|" + next(poison)[0])
     cmd = infra_kafka.console_producer_cmd(topic, bootstrap, extra=[
-        "--reader-property", "parse.key=true", "--reader-property", "key.separator=|"])
+        "--reader-property", "parse.key=true", "--reader-property", "key.separator=|",
+        "--reader-property", f"null.marker={NULL_MARKER}"])
     subprocess.run(cmd, input="\n".join(lines) + "\n", text=True, check=True, timeout=120,
                    capture_output=True)
     return lines

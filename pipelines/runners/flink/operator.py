@@ -168,8 +168,7 @@ class KeyModels:
                 partition: int, offset: int) -> Iterator[Any]:
         """Test-then-train one record; its prediction or dead letter, then its drift events."""
         state = live.state
-        item = state.decoder(value if value is not None else b"", offset, partition,
-                             key=formats.key_text(key_raw))
+        item = state.decoder(value, offset, partition, key=formats.key_text(key_raw))
         if live.labels is not None:   # its label came first: held as an orphan
             item = with_held_label(item, live.labels.orphans)
         result = state.host.process(item)

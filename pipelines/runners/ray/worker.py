@@ -353,11 +353,7 @@ class PartitionWorker:
                 ) -> Record | DeadLetter:
         """One message as a record (with its orphan label, when the label came first) or a
         dead letter with the reason."""
-        value = m.value()
-        if value is None:   # a tombstone: no value at all
-            return DeadLetter(m.offset(), "message has no value (null)", raw=b"",
-                              partition=partition)
-        item = state.decoder(value, m.offset(), partition, key=formats.key_text(m.key()))
+        item = state.decoder(m.value(), m.offset(), partition, key=formats.key_text(m.key()))
         # its label came first: held as an orphan
         return with_held_label(item, self.labels.orphans) if self.labels is not None else item
 
