@@ -108,3 +108,25 @@ def test_input_drift_starts_a_fresh_expert_only_when_asked_and_relied_on() -> No
     assert trees.n_experts == before
     trees.input_drift(["b", "a"])
     assert trees.n_experts == before + 1
+
+
+def test_a_snapshot_from_before_the_detector_restores_with_a_fresh_one(monkeypatch) -> None:
+    """A checkpoint written before ``event_det`` existed restores (the detector starts empty)
+    and the model predicts on; a current one round-trips the detector's state."""
+    from pipelines.models import AdaptiveModel
+    from pipelines.models.compiled import store
+
+    model = make_model("adaptive", seed=0)
+    data = [(r.x, r.y) for r in open_source("synthetic:LEDa", limit=4000, seed=0)]
+    model.learn_predict_many([x for x, _ in data], [y for _, y in data])
+    current = AdaptiveModel.restore(model.snapshot(key="k"), key="k")
+    assert np.array_equal(current.event_det.lab_counts, model.event_det.lab_counts)
+    monkeypatch.setattr(store.ArraySnapshots, "_snapshot_parts",
+                        tuple(p for p in store.PARTS if p != "event_det"))
+    old = model.snapshot(key="k")
+    monkeypatch.undo()
+    restored = AdaptiveModel.restore(old, key="k")
+    assert restored.n_learned == 4000 and restored.event_det.ints.tolist() == [0, 0, 0, 0]
+    assert restored.event_det.lab_counts.shape == model.event_det.lab_counts.shape
+    assert len(restored.learn_predict_many([x for x, _ in data[:50]],
+                                           [y for _, y in data[:50]])) == 50

@@ -69,6 +69,11 @@ class ArraySnapshots:
         except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"snapshot settings or encoder refused: {exc}") from None
         fresh = state_arrays(model)
+        if "event_det" in cls._snapshot_parts and "mlp.w2" in arrays and not any(
+                k.startswith("event_det.") for k in arrays):
+            # a snapshot from before the model-level drift detector: it starts fresh
+            detector = new_shift(arrays["mlp.w2"].shape[-1])
+            arrays.update({f"event_det.{k}": a for k, a in detector._asdict().items()})
         if set(arrays) != set(fresh):
             odd = sorted(set(arrays) ^ set(fresh))[:5]
             raise CheckpointError(f"snapshot arrays are not this model's (differ in {odd})")
