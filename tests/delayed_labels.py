@@ -13,12 +13,14 @@ PRODUCER_TIMEOUT_S = 120
 
 
 def produce_delayed(bootstrap: str, topic: str, labels_topic: str | None, n: int,
-                    lag: int) -> list[int]:
+                    lag: int, invalid_labels: int = 0) -> list[int]:
     """SEA records keyed ``k{i % 32}`` to a 2-partition ``topic``: with ``labels_topic``
     without their label, the label of record i sent to it right after record i + ``lag`` (the
     last ``lag`` labels at the end); without it, the label in the record. Timestamps are set:
     record i at t0 + 2i ms, label i at record i + ``lag``'s (then 1 ms apart), so the order in
-    which the workers apply labels is fixed (no ties between sends). Returns the ids."""
+    which the workers apply labels is fixed (no ties between sends). ``invalid_labels``:
+    that many label messages that are not JSON, spread over the labels (each at its own
+    timestamp, between two records'). Returns the ids."""
     from kafka import KafkaProducer
 
     infra_kafka.create_topic(topic, partitions=2, bootstrap=bootstrap)
@@ -38,6 +40,8 @@ def produce_delayed(bootstrap: str, topic: str, labels_topic: str | None, n: int
                           timestamp_ms=t0 + 2 * i)
             if labels_topic and i >= lag:
                 label(i - lag, t0 + 2 * i)
+                if invalid_labels and (i - lag) % ((n - lag) // invalid_labels) == 1:
+                    producer.send(labels_topic, b"{not json", timestamp_ms=t0 + 2 * i + 1)
         if labels_topic:
             for k, i in enumerate(range(max(0, n - lag), n)):
                 label(i, t0 + 2 * n + k)

@@ -18,6 +18,7 @@ from tests.support import unavailable
 pytestmark = pytest.mark.integration
 
 RECORDS, LAG, SEED = 3000, 1000, 4
+INVALID_LABELS = 2   # label messages that are not JSON: one dead letter each, per runtime
 
 
 def _messages(bootstrap: str, topic: str) -> list[dict[str, Any]]:
@@ -55,7 +56,7 @@ def test_delayed_labels_give_the_ray_runners_predictions(kafka_broker: str, conn
     from pipelines.runners.flink import FlinkOptions, run_flink
 
     topic, labels = f"flink-lbl-{uuid.uuid4().hex[:8]}", f"flink-lbl-y-{uuid.uuid4().hex[:8]}"
-    ids = produce_delayed(kafka_broker, topic, labels, RECORDS, LAG)
+    ids = produce_delayed(kafka_broker, topic, labels, RECORDS, LAG, INVALID_LABELS)
     ray = _ray(kafka_broker, topic, labels)
     flink_job = KafkaJob(kafka_broker, topic, seed=SEED, labels_topic=labels,
                          group_id=f"{topic}-flink", output_prefix=f"{topic}-flink",
@@ -71,7 +72,12 @@ def test_delayed_labels_give_the_ray_runners_predictions(kafka_broker: str, conn
                  "labels_expired", "labels_orphaned", "labels_pending", "labels_read",
                  "labels_invalid", "label_waits_timed_out"):
         assert flink[name] == ray[name], name
-    assert flink["labels_joined"] == flink["labels_read"] == RECORDS
+    assert flink["labels_joined"] == flink["labels_read"] - INVALID_LABELS == RECORDS
+    assert flink["labels_invalid"] == INVALID_LABELS
+    for runtime in ("ray", "flink"):   # every worker / key reads every label: one letter each
+        dead = _messages(kafka_broker, f"{topic}-{runtime}.dead-letter")
+        assert len(dead) == INVALID_LABELS, runtime
+        assert all(d["reason"].startswith("invalid label message") for d in dead), dead
     assert flink["label_waits_timed_out"] == 0 and flink["labels_pending"] == 0
     # the first 1,000 records came before any label: predicted None, counted, not scored
     assert flink["unpredicted"] >= LAG and flink["scored"] + flink["unpredicted"] == RECORDS

@@ -54,7 +54,7 @@ class LabelFeed:
     """The labels topic of one worker (``partitions`` names the worker, for its checkpoint).
 
     ``send_dead_letter(dead, source_topic)`` produces a dead letter for a label message that is not
-    ``{"id": ..., "<target>": ...}``; ``route(id, y)`` offers a label to the worker's waiting
+    ``{"id": ..., "<target>": ...}`` (from the worker with input partition 0 only); ``route(id, y)`` offers a label to the worker's waiting
     records (True: one took it), else the feed holds it as an orphan.
     """
 
@@ -65,6 +65,9 @@ class LabelFeed:
         self.partitions = partitions
         self._send_dead_letter = send_dead_letter
         self._route = route
+        # every worker reads every label: only the one with input partition 0 (a topic always
+        # has it) sends an invalid label's dead letter, so there is one, as on Flink
+        self.reports_invalid = 0 in partitions
         self.orphans = job.new_joiner()   # labels whose record this worker has not seen
         self.offsets: dict[int, int] = {}   # next offset to apply, per labels partition
         self.read = 0
@@ -161,8 +164,9 @@ class LabelFeed:
             id, y = parse_label_message(m.value(), self.job.target)
         except InvalidLabel as exc:
             self.invalid += 1
-            self._send_dead_letter(invalid_label_letter(exc, m.value(), m.offset(),
-                                                        m.partition()), self.job.labels_topic)
+            if self.reports_invalid:
+                self._send_dead_letter(invalid_label_letter(exc, m.value(), m.offset(),
+                                                            m.partition()), self.job.labels_topic)
             return
         if not self._route(id, y):
             self.orphans.hold_orphan(id, y)
