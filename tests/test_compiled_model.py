@@ -10,6 +10,7 @@ import pickle
 import struct
 from pathlib import Path
 
+import numba
 import numpy as np
 import pytest
 
@@ -180,3 +181,15 @@ def test_host_batches_give_the_record_path_outputs():
     assert by_batch.take_events() == by_record.take_events()
     assert by_batch.summary(1.0) == by_record.summary(1.0)
     assert by_batch.dead_letters >= 15 and by_batch.skipped >= 15
+
+
+def test_a_new_model_has_its_lifecycle_kernels_compiled_before_the_first_record() -> None:
+    """The revival test and the router's output drop run first at a later drift; a built model
+    has them compiled already (else a first run stalls in mid-stream to compile them)."""
+    from pipelines.models.compiled import kernel
+    from router._compiled import router_drop_output
+
+    model = make_model("adaptive", seed=0)
+    state_type = numba.typeof(model._kernel_state())
+    assert (state_type, numba.int64) in kernel.recent_accuracy.overloads
+    assert (numba.typeof(model.router), numba.int64) in router_drop_output.overloads

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from typing import Any, Hashable
 
+import numba
 import numpy as np
 
 from detectors._compiled import grow_rbocpd, new_adwin_stack, new_rbocpd
@@ -52,7 +53,7 @@ from pipelines.models.compiled.state import (
     new_scratch,
 )
 from pipelines.models.compiled.store import ArraySnapshots
-from router._compiled import grow_router, new_router
+from router._compiled import grow_router, new_router, router_drop_output
 
 _INITIAL_INPUTS = 8    # input slots before the first growth (doubled as records need)
 _INITIAL_CLASSES = 2   # class capacity before the first growth (doubled)
@@ -153,6 +154,16 @@ class Adaptive(ArraySnapshots, AdaptiveModel):
         self.pool.ints[LAST_GROWTH] = -min_grow_gap   # the first drift may grow at once
         for _ in range(initial_experts):
             self._lifecycle.add(self)
+        self._compile_lifecycle()
+
+    def _compile_lifecycle(self) -> None:
+        """Compile (or load from numba's cache) the two kernels the pool's lifecycle first
+        calls only at a later drift (the revival test, dropping a router output), now: a first
+        run would otherwise stall for seconds in mid-stream and step its memory there (seen at
+        a prune 210,000 records in, bench/SOAK.md)."""
+        slot = numba.typeof(0)
+        kernel.recent_accuracy.compile((numba.typeof(self._kernel_state()), slot))
+        router_drop_output.compile((numba.typeof(self.router), slot))
 
     def _check_settings(self) -> None:
         for kind in self.expert_kinds:
