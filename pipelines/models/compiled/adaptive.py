@@ -46,6 +46,7 @@ from experts._compiled_tree import (
 from experts._encoding import RecordEncoder
 from pipelines.models.base import AdaptiveModel, Features
 from pipelines.models.compiled import kernel
+from pipelines.models.compiled.batch import encode_batch
 from pipelines.models.compiled.state import (
     N_SETTINGS,
     KernelState,
@@ -228,22 +229,8 @@ class Adaptive(ArraySnapshots, AdaptiveModel):
                              w: list[float] | np.ndarray | None = None
                              ) -> tuple[list[Hashable | None], np.ndarray]:
         """``learn_predict_many`` plus each prediction's probability (0 with none)."""
-        if len(X) != len(y):
-            raise ValueError(f"{len(X)} records for {len(y)} labels")
-        encode, encode_label = self._encoder.encode, self._encoder.encode_label
-        rows = [encode(x, learn=True) for x in X]
-        labels = np.fromiter((encode_label(v, learn=True) for v in y), np.int64, len(rows))
-        n_features = self._encoder.n_features
-        if rows and all(len(row) == n_features for row in rows):
-            matrix = np.stack(rows)   # the usual batch: one copy
-        else:   # rows encoded before a feature first appeared are shorter: NaN (missing) there
-            matrix = np.full((len(rows), n_features), np.nan)
-            for i, row in enumerate(rows):
-                matrix[i, : len(row)] = row
-        weights = np.ones(len(rows)) if w is None else np.ascontiguousarray(w, dtype=np.float64)
-        if weights.shape != (len(rows),):
-            raise ValueError(f"{weights.shape} weights for {len(rows)} records")
-        preds, conf = self._run(matrix, labels, weights, learn=True)
+        batch = encode_batch(self._encoder, X, y, w)
+        preds, conf = self._run(batch.X, batch.y, batch.w, learn=True)
         names = self._encoder.labels
         return [names[p] if p >= 0 else None for p in preds.tolist()], conf
 
