@@ -1,4 +1,7 @@
-"""``driftflow``: the command line. User errors print one line and exit with code 2."""
+"""``driftflow``: the command line. User errors print one line and exit with code 2.
+
+(Past 300 lines: two thirds of it are the sub-commands' argparse options and help texts.)
+"""
 from __future__ import annotations
 
 import argparse

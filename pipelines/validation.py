@@ -2,7 +2,8 @@
 
 Bad records never crash a job: each one becomes a `DeadLetter` whose reason is one line. Problems
 that make a whole source unusable (missing file, unknown format, no target column) raise
-`SourceError`, which the CLI maps to exit code 2.
+`SourceError`, which the CLI maps to exit code 2. (Past 300 lines: one check per kind of bad
+value, each with its reason text, is what this module is.)
 
 Values a model cannot hold are dead letters too: a number beyond +-`MAX_MAGNITUDE` (its square
 and running sums of squares must stay finite in the models' statistics) and a text value longer

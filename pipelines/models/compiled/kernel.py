@@ -14,6 +14,8 @@ for a whole batch, leaving compiled code only when Python must change the pool o
 
 Record-at-a-time (``learn_one``) is a call with one record, and ``predict_proba_one`` a call with
 ``learn=False``, so both paths run the same arithmetic in the same order: the same predictions.
+(Past 300 lines: the loop and its per-record steps stay in one module so numba compiles them as
+one unit; split further, each caller relinks and recompiles its callees, `bench/ANALYSIS.md`.)
 """
 from __future__ import annotations
 
