@@ -3,7 +3,8 @@
 This module is the broker's process life cycle (start, wait, stop, status) and its CLI; where its
 files live and the jar fetch are in `infra.kafka_layout`, its configuration in
 `infra.kafka_config`, console clients and topic creation in `infra.kafka_tools`. The public
-names of all four are re-exported here.
+names of all four are re-exported here. (Past 400 lines: the CLI's sub-commands and their help
+are ~120 of them, and the start/wait/stop sequence is meant to be read in one place.)
 
 The broker's jars come from Maven Central through ``mvn`` (see ``infra/pom.xml``) and are cached
 under ``infra/.cache/`` (or ``$DRIFTFLOW_CACHE``); the broker runs detached as
