@@ -97,7 +97,7 @@ def _normalise(counts, out):
 
 
 @njit(cache=True, nogil=True)
-def _first_max(a) -> int:
+def first_max(a) -> int:
     """Index of the first largest value, -1 when all are <= 0 (nothing seen)."""
     best = -1
     for i in range(a.shape[0]):
@@ -127,7 +127,7 @@ def _leaf_proba(pool, slot, node, x, out, votes) -> int:
     total = counts.sum()
     if mode == LEAF_MC or total <= 0.0:
         _normalise(counts, out)
-        return -1 if mode == LEAF_MC else _first_max(counts)
+        return -1 if mode == LEAF_MC else first_max(counts)
     n_classes = out.shape[0]
     for c in range(n_classes):
         votes[c] = counts[c] / total
@@ -169,7 +169,7 @@ def _leaf_proba(pool, slot, node, x, out, votes) -> int:
         out[:] = votes
     else:
         _normalise(counts, out)
-    return _first_max(votes) if nb_ok else _first_max(counts)
+    return first_max(votes) if nb_ok else first_max(counts)
 
 
 @njit(cache=True, nogil=True)
@@ -208,7 +208,7 @@ def _learn_at(pool, slot, node, b, x, y, w, nb_guess) -> int:
         row = pool.node_row[slot, node]
         counts = pool.node_class_w[slot, node]
         if int(pool.settings[slot, LEAF_PREDICTION]) == LEAF_NBA:
-            if _first_max(counts) == y:
+            if first_max(counts) == y:
                 pool.row_mc_correct[slot, row] += w
             if nb_guess == y:
                 pool.row_nb_correct[slot, row] += w

@@ -33,6 +33,7 @@ from experts._compiled_inputs import (
     inputs_standardise,
 )
 from experts._compiled_tree import tree_predict_learn, tree_predict_proba
+from experts._compiled_tree_kernels import first_max
 from router._compiled import router_buffer, router_logits, router_step
 
 DONE, NEEDS_ROOM, TREE_ROOM = range(3)
@@ -68,16 +69,6 @@ def router_learn(inputs, router, rng, x, z, mask, seen, lr: float, dropout: floa
 
 
 @njit(cache=True, nogil=True)
-def _first_max(row) -> int:
-    """Index of the first largest positive entry, -1 when all are 0 (no opinion yet)."""
-    best = -1
-    for c in range(row.shape[0]):
-        if row[c] > 0.0 and (best < 0 or row[c] > row[best]):
-            best = c
-    return best
-
-
-@njit(cache=True, nogil=True)
 def experts_step(trees, x, y: int, w: float, weights, n_train: int, learn: bool, proba,
                  mask) -> tuple[int, int]:
     """MoE-Data's experts on one record: ``(slot that predicts, room status)``. The predicting
@@ -95,14 +86,14 @@ def experts_step(trees, x, y: int, w: float, weights, n_train: int, learn: bool,
             status |= tree_predict_learn(trees, s, x, y, w, proba[s])
         else:
             tree_predict_proba(trees, s, x, proba[s])
-        if chosen < 0 and _first_max(proba[s]) >= 0:
+        if chosen < 0 and first_max(proba[s]) >= 0:
             chosen = s
             if not learn:
                 return chosen, 0
     if learn:
         any_right = False
         for s in range(order.shape[0]):
-            right = _first_max(proba[s]) == y
+            right = first_max(proba[s]) == y
             mask[s] = 1.0 if right else 0.0
             any_right |= right
         if not any_right:
