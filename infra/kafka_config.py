@@ -47,8 +47,14 @@ class SaslPlain:
 
 
 def _cluster_id() -> str:
-    """A Kafka cluster id: a random UUID, base64url without padding (what `random-uuid` prints)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A Kafka cluster id: a random UUID, base64url without padding (what `random-uuid` prints).
+
+    Never one that starts with "-" (1 in 32 would): the storage tool's argument parser takes it
+    for an option and the broker does not start. Kafka's own `Uuid.randomUuid` redraws too."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def _listeners(port: int, cport: int, sasl: SaslPlain | None, sasl_port: int | None,

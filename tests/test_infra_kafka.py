@@ -79,3 +79,15 @@ def test_console_consumer_reads_back(kafka_broker: str) -> None:
                                                            timeout_ms=CONSUME_DEADLINE_MS),
                           capture_output=True, text=True, timeout=PRODUCER_TIMEOUT_S)
     assert cons.stdout.split() == ["a", "b", "c"], cons.stderr
+
+
+def test_cluster_id_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A UUID whose base64url form starts with "-" (first byte 0xF8: 1 draw in 32) would be read
+    by the storage tool as an option, and the broker would not start: it is drawn again."""
+    from infra import kafka_config
+
+    draws = iter([uuid.UUID(bytes=b"\xf8" + bytes(15)), uuid.UUID(bytes=b"\x10" + bytes(15))])
+    monkeypatch.setattr(kafka_config.uuid, "uuid4", lambda: next(draws))
+    cluster_id = kafka_config._cluster_id()
+    assert cluster_id == "EAAAAAAAAAAAAAAAAAAAAA"
+    assert len(cluster_id) == 22

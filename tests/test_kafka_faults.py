@@ -158,7 +158,7 @@ def test_broker_restart_mid_stream_loses_nothing_exactly_once(
     workers = start_workers(job, 2)
     bounced: dict[str, Any] = {}
     read: dict[int, int] = {}
-    status = _status_logger(time.perf_counter(), every=1.0)
+    status = _status_logger(time.perf_counter(), every=1.0, workers=len(workers))
     deadline = time.monotonic() + 240
 
     def bounce() -> None:

@@ -6,7 +6,9 @@ the reader and its producing subclass share one client lifecycle, outage handlin
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import KafkaException as KafkaError
@@ -29,8 +31,38 @@ __all__ = ["CONNECT_TIMEOUT_S", "METADATA_TIMEOUT_S", "NO_CONFIG", "OUTAGE_TIMEO
 # Metadata for a freshly created topic reaches a one-node broker in well under a second; 30 s
 # covers a broker still loading its log after a restart (the same bound infra/kafka.py uses).
 METADATA_TIMEOUT_S = 30.0
+# A transaction call is abandoned this long after its own METADATA_TIMEOUT_S (see `_bounded`).
+HUNG_CALL_GRACE_S = 10.0
 
 log = logging.getLogger("driftflow")
+
+
+def _bounded(call: Callable[[], Any], timeout_s: float, what: str) -> Any:
+    """``call()`` in a helper thread, waited for ``timeout_s``: `KafkaError` if it has not
+    returned by then (its own error otherwise).
+
+    librdkafka's transaction calls take a timeout, yet one begun while the broker shuts down
+    could block for good (measured here: `commit_transaction(30)` still blocked after 5 min, two
+    workers at once). The worker then treats the transaction as failed and rewinds: its new
+    producer, with the same transactional id, fences the stuck one, and the checkpoint that
+    matches the offsets Kafka committed is restored, whichever way the stuck call ended. The
+    abandoned thread holds only that old producer."""
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = call()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=run, name=f"driftflow-{what}", daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    if thread.is_alive():
+        raise KafkaError(f"{what} did not return within {timeout_s:g} s")
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
 
 
 def list_partitions(bootstrap: str, topic: str, timeout: float = METADATA_TIMEOUT_S,
@@ -265,7 +297,8 @@ class PartitionIO(PartitionReader):
         self._failures: list[Any] = []
         if transactional_id:
             # fences and aborts what a previous incarnation with this id left open
-            self._producer.init_transactions(METADATA_TIMEOUT_S)
+            _bounded(lambda: self._producer.init_transactions(METADATA_TIMEOUT_S),
+                     METADATA_TIMEOUT_S + HUNG_CALL_GRACE_S, "init_transactions")
 
     def poll(self, max_records: int, timeout_s: float) -> dict[int, list[Any]]:
         batches = super().poll(max_records, timeout_s)
@@ -311,12 +344,16 @@ class PartitionIO(PartitionReader):
         self._producer.begin_transaction()
 
     def commit_transaction(self, offsets: dict[int, int]) -> None:
-        """Commit the open transaction with the consumed ``offsets`` (next offsets) in it."""
-        if offsets:
-            self._producer.send_offsets_to_transaction(
-                self._positions(offsets), self._consumer.consumer_group_metadata(),
-                METADATA_TIMEOUT_S)
-        self._producer.commit_transaction(METADATA_TIMEOUT_S)
+        """Commit the open transaction with the consumed ``offsets`` (next offsets) in it;
+        `KafkaError` when it fails or hangs (see `_bounded`)."""
+        def commit() -> None:
+            if offsets:
+                self._producer.send_offsets_to_transaction(
+                    self._positions(offsets), self._consumer.consumer_group_metadata(),
+                    METADATA_TIMEOUT_S)
+            self._producer.commit_transaction(METADATA_TIMEOUT_S)
+
+        _bounded(commit, METADATA_TIMEOUT_S + HUNG_CALL_GRACE_S, "commit_transaction")
 
     def close(self, flush_timeout_s: float | None) -> None:  # type: ignore[override]
         """Flush (up to ``flush_timeout_s``; None: drop what is still queued) and close."""

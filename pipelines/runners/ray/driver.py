@@ -135,26 +135,33 @@ def drive(workers: list[tuple[Any, list[int]]], *, until_end: bool = True,
     return ray.get([w.finish.remote(until_end) for w, _ in workers])
 
 
-def _status_logger(t0: float, every: float) -> Callable[[int, dict[str, Any]], bool]:
-    """An ``on_progress`` for `drive` that logs `status_line` over every worker's latest
-    progress each ``every`` seconds, and one line when the workers lose the broker and one when
-    they have it back; it never asks to stop."""
+def _status_logger(t0: float, every: float, workers: int
+                   ) -> Callable[[int, dict[str, Any]], bool]:
+    """An ``on_progress`` for `drive` over ``workers`` workers that logs `status_line` over
+    every worker's latest progress each ``every`` seconds, and one line when the workers lose
+    the broker and one when they have it back; it never asks to stop.
+
+    The broker is back once EVERY worker has reported a step since, without an outage: a
+    worker blocked in a step through the outage (waiting to checkpoint) reports late, and
+    counting only the workers that had reported one would log the same outage twice."""
     latest: dict[int, dict[int, dict[str, float]]] = {}
     logged_at = time.perf_counter()
-    away: set[int] = set()
+    waiting_for: set[int] = set()   # during an outage: workers not yet seen past it
+    down = False
 
     def on_progress(i: int, progress: dict[str, Any]) -> bool:
-        nonlocal logged_at
+        nonlocal logged_at, down, waiting_for
         latest[i] = progress["status"]
-        if progress.get("kafka_away_seconds") is not None and not away:
+        away = progress.get("kafka_away_seconds") is not None
+        if away and not down:
             log.warning("driftflow: Kafka unreachable; the workers wait for it (up to %g s) and "
                         "go on where they were", kio.OUTAGE_TIMEOUT_S)
-        if progress.get("kafka_away_seconds") is not None:
-            away.add(i)
-        elif i in away:
-            away.discard(i)
-            if not away:
+            down, waiting_for = True, set(range(workers))
+        if down:
+            (waiting_for.add if away else waiting_for.discard)(i)
+            if not waiting_for:
                 log.warning("driftflow: Kafka reachable again; resuming")
+                down = False
         now = time.perf_counter()
         if now - logged_at >= every:
             log.info(status_line({p: s for status in latest.values() for p, s in status.items()},
@@ -204,7 +211,7 @@ def run_ray(job: KafkaJob, *, actors: int = 1, until_end: bool = True,
         t0 = time.perf_counter()
         workers = start_workers(job, actors)
         results = drive(workers, until_end=until_end,
-                        on_progress=_status_logger(t0, status_seconds))
+                        on_progress=_status_logger(t0, status_seconds, len(workers)))
         seconds = time.perf_counter() - t0
         ray.get([w.close.remote() for w, _ in workers])
         for w, _ in workers:

@@ -82,6 +82,15 @@ FLUSH_TIMEOUT_S = 60.0
 # A delivery that fails this many checkpoints in a row (no checkpoint succeeding in between) is
 # not transient (a broker gone, a topic refusing the messages): the worker then raises.
 MAX_REWINDS = 10
+# A consumer that returns nothing this long while the broker answers and reports records past
+# the worker's offsets is stalled (seen once in CI after a broker restart: a worker waited at
+# its offset for minutes while the other went on): the worker then reopens its clients.
+STALL_S = 20.0
+
+
+class ConsumerStalled(kio.OutputsNotDelivered):
+    """The records consumer stopped fetching: handled as a failed delivery, by a rewind to the
+    last checkpoint with new clients."""
 
 
 def _ray_metrics(topic: str, restored: dict[int, dict[str, float]]) -> RayMetrics | None:
@@ -139,7 +148,7 @@ class PartitionWorker:
         start = self._io.assign({p: s.next_offset for p, s in self._state.items()})
         for p, offset in start.items():
             self._state[p].next_offset = offset
-        self._checkpoints.last_at = time.monotonic()
+        self._checkpoints.last_at = self._records_at = time.monotonic()
         self._frontier = -1               # newest record timestamp read (ms)
         if job.labels_topic:
             waits = self.labels.waits_timed_out if self.labels is not None else 0
@@ -305,6 +314,8 @@ class PartitionWorker:
             # worker to its end before any poll comes back empty
             if self._io.away_since is not None and not self._io.broker_back() and not batches:
                 continue   # the broker is away: the clients reconnect by themselves
+            if not batches:
+                self._check_stalled()
             if self.labels is not None and batches:
                 self.labels.fill(max(timestamp_ms(m) or 0 for ms in batches.values() for m in ms))
             started, count = time.perf_counter(), 0
@@ -313,12 +324,30 @@ class PartitionWorker:
                 count += len(messages)
             if count:
                 self._seconds_per_record = (time.perf_counter() - started) / count
+                self._records_at = time.monotonic()
             if self.labels is not None and self._caught_up(ends or None):
                 self.labels.fill(None)
                 self.labels.apply(self._frontier, caught_up=True)
             self._maybe_checkpoint()
             self._publish_metrics()
         return True
+
+    def _check_stalled(self) -> None:
+        """After `STALL_S` without records: `ConsumerStalled` (the caller rewinds, with new
+        clients) when the broker reports records past a partition's offset, else wait on. With
+        ``exactly_once`` the broker's end is the last stable offset (read_committed), so an
+        upstream transaction left open is not taken for a stall."""
+        if time.monotonic() - self._records_at < STALL_S:
+            return
+        self._records_at = time.monotonic()   # at most one broker query per STALL_S
+        try:
+            behind = {p: s.next_offset for p, s in self._state.items()
+                      if self._io.watermarks(p)[1] > s.next_offset}
+        except kio.KafkaError:
+            return   # the broker does not answer: the outage handling has it
+        if behind:
+            raise ConsumerStalled(f"no records for {STALL_S:g} s although the broker has "
+                                          f"more after offsets {behind}: the consumer stalled")
 
     def _poll_size(self, deadline: float | None) -> int:
         """Records the next poll may return: `POLL_MAX_RECORDS`, fewer when the step's deadline
