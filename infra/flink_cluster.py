@@ -20,7 +20,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from infra.kafka_layout import free_port
+from infra.kafka_layout import free_ports
 
 # A JobManager and a TaskManager start in ~10-20 s on a busy 2-core machine; the TaskManager
 # retries its registration every 10 s, so 120 s leaves several attempts.
@@ -79,8 +79,8 @@ def standalone_cluster(workdir: str | os.PathLike, slots: int = 2,
         source = flink_home() / "conf" / name
         if source.exists():
             (conf / name).write_bytes(source.read_bytes())
-    rest_port = free_port()
-    (conf / "config.yaml").write_text(_config(free_port(), rest_port, slots, prometheus))
+    rpc_port, rest_port = free_ports(2)
+    (conf / "config.yaml").write_text(_config(rpc_port, rest_port, slots, prometheus))
     env = {**os.environ, "FLINK_CONF_DIR": str(conf), "FLINK_LOG_DIR": str(logs)}
     rest = f"localhost:{rest_port}"
     processes = []

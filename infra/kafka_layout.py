@@ -260,8 +260,18 @@ def _port_open(port: int, timeout: float = 0.5) -> bool:
         return s.connect_ex((HOST, port)) == 0
 
 
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct currently free TCP ports on 127.0.0.1 (chosen by the kernel, all bound
+    at once: one at a time, the kernel may give the same port twice, and a broker whose two
+    listeners share a port does not start)."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+                   for _ in range(n)]
+        for s in sockets:
+            s.bind((HOST, 0))
+        return [s.getsockname()[1] for s in sockets]
+
+
 def free_port() -> int:
     """A currently free TCP port on 127.0.0.1 (chosen by the kernel)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]

@@ -38,8 +38,8 @@ def kafka_broker() -> Iterator[str]:
             if os.environ.get("DRIFTFLOW_KAFKA_PORT"):
                 raise  # an explicit port is a promise: do not silently move
             # Something else (e.g. a broker left by another checkout) holds 9092: use free ports.
-            info = infra_kafka.start(port=infra_kafka.free_port(),
-                                     controller_port=infra_kafka.free_port())
+            port, controller_port = infra_kafka.free_ports(2)
+            info = infra_kafka.start(port=port, controller_port=controller_port)
     except Exception as exc:  # noqa: BLE001 - any failure to start decides fail vs skip
         msg = f"could not start the Kafka broker: {exc}"
         unavailable(f"{msg}\n{infra_kafka.log_tail()}" if in_ci() else msg)
@@ -65,7 +65,7 @@ class PrivateBroker:
 
         self.password = secrets.token_urlsafe(18)
         self.port, self.controller_port, self.sasl_port, self.tls_port = (
-            infra_kafka.free_port() for _ in range(4))
+            infra_kafka.free_ports(4))
         self.bootstrap = f"127.0.0.1:{self.port}"
         self.sasl_bootstrap = f"127.0.0.1:{self.sasl_port}"
         self.tls_bootstrap = f"127.0.0.1:{self.tls_port}"

@@ -37,9 +37,11 @@ HUNG_CALL_GRACE_S = 10.0
 log = logging.getLogger("driftflow")
 
 
-def _bounded(call: Callable[[], Any], timeout_s: float, what: str) -> Any:
+def _bounded(call: Callable[[], Any], timeout_s: float, what: str,
+             abandon_if: Callable[[], bool] | None = None) -> Any:
     """``call()`` in a helper thread, waited for ``timeout_s``: `KafkaError` if it has not
-    returned by then (its own error otherwise).
+    returned by then, or as soon as ``abandon_if()`` (asked every 0.2 s) is true; its own error
+    otherwise.
 
     librdkafka's transaction calls take a timeout, yet one begun while the broker shuts down
     could block for good (measured here: `commit_transaction(30)` still blocked after 5 min, two
@@ -57,7 +59,11 @@ def _bounded(call: Callable[[], Any], timeout_s: float, what: str) -> Any:
 
     thread = threading.Thread(target=run, name=f"driftflow-{what}", daemon=True)
     thread.start()
-    thread.join(timeout_s)
+    deadline = time.monotonic() + timeout_s
+    while thread.is_alive() and time.monotonic() < deadline:
+        thread.join(min(0.2, max(0.0, deadline - time.monotonic())))
+        if thread.is_alive() and abandon_if is not None and abandon_if():
+            raise KafkaError(f"{what} abandoned: every broker went away")
     if thread.is_alive():
         raise KafkaError(f"{what} did not return within {timeout_s:g} s")
     if "error" in box:
@@ -209,24 +215,37 @@ class PartitionReader:
         return self._highwater.get(partition)   # after `close`: the last one seen
 
     def committed(self, partition: int) -> int | None:
-        """The group's committed offset of ``partition`` (None: none committed): the stable
-        one, what committed transactions wrote, asked through kafka-python's admin client.
-        (A read_committed librdkafka consumer asks for it with require_stable and waits while
-        an unfinished transaction holds offsets of the group; after a broker restart that wait
-        outlasted every timeout here, again and again.)"""
-        from kafka import KafkaAdminClient
-        from kafka import TopicPartition as Tp
+        """The group's committed offset of ``partition`` (None: none committed), read stable:
+        while a transaction that committed offsets of it is still completing (Kafka answers
+        UNSTABLE_OFFSET_COMMIT), or on any error, it asks again, up to `METADATA_TIMEOUT_S`,
+        then raises `KafkaError` (the worker's reopen loop tries again).
 
-        admin = KafkaAdminClient(bootstrap_servers=self._bootstrap,
-                                 client_id="driftflow-offsets",
-                                 request_timeout_ms=int(METADATA_TIMEOUT_S * 1000),
-                                 **self._config.kafka_python())
-        try:
-            got = admin.list_group_offsets({self._group: [Tp(self.topic, partition)]})
-        finally:
-            admin.close()
-        meta = got.get(self._group, {}).get(Tp(self.topic, partition))
-        return meta.offset if meta is not None and meta.offset >= 0 else None
+        Why stable: a commit acknowledged just before the broker stopped is completed by the
+        broker after its restart, and until then a plain read still gives the offset before
+        it; restoring the checkpoint that matched that older offset re-sent the committed
+        predictions (278 twice in one run here). Asked through librdkafka's admin client,
+        each request bounded (its consumer's own lookup waited past every timeout once)."""
+        from confluent_kafka.admin import AdminClient
+
+        ck = self._ck
+        admin = AdminClient(confluent_settings(self._bootstrap, self._config))
+        request = [ck.ConsumerGroupTopicPartitions(self._group, [self._tps[partition]])]
+        deadline = time.monotonic() + METADATA_TIMEOUT_S
+        while True:
+            futures = admin.list_consumer_group_offsets(
+                request, require_stable=True, request_timeout=PROBE_TIMEOUT_S)
+            try:
+                got = futures[self._group].result(timeout=PROBE_TIMEOUT_S + 1.0)
+                error = got.topic_partitions[0].error
+                if error is None:
+                    offset = got.topic_partitions[0].offset
+                    return offset if offset >= 0 else None
+            except (KafkaError, TimeoutError) as exc:
+                error = exc
+            if time.monotonic() > deadline:
+                raise KafkaError(f"the committed offset of {self.topic}[{partition}] was not "
+                                 f"readable stable within {METADATA_TIMEOUT_S:g} s: {error}")
+            time.sleep(0.1)
 
     def pause_only(self, partitions: set[int]) -> None:
         """Stop fetching ``partitions`` and fetch all others (a paused partition resumes at the
@@ -353,7 +372,14 @@ class PartitionIO(PartitionReader):
                     METADATA_TIMEOUT_S)
             self._producer.commit_transaction(METADATA_TIMEOUT_S)
 
-        _bounded(commit, METADATA_TIMEOUT_S + HUNG_CALL_GRACE_S, "commit_transaction")
+        _bounded(commit, METADATA_TIMEOUT_S + HUNG_CALL_GRACE_S, "commit_transaction",
+                 abandon_if=self._brokers_down)
+
+    def _brokers_down(self) -> bool:
+        """Serves the producer's callbacks (thread-safe, no message is consumed) and says
+        whether every broker is seen down."""
+        self._producer.poll(0)
+        return self.away_since is not None
 
     def close(self, flush_timeout_s: float | None) -> None:  # type: ignore[override]
         """Flush (up to ``flush_timeout_s``; None: drop what is still queued) and close."""

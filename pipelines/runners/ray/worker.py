@@ -119,6 +119,9 @@ class PartitionWorker:
         self.first_output_at: float | None = None
         self.rewinds = 0                  # failed deliveries recovered from the last checkpoint
         self._rewinds_in_a_row = 0
+        # a failed delivery found while every broker was away: rewound once one answers, so
+        # steps keep returning (and report the outage) meanwhile
+        self._pending_rewind: kio.OutputsNotDelivered | None = None
         self._stop = False
         self._ends: dict[int, int] | None = None   # set by the first `step`; {} unbounded
         self._done = False
@@ -241,6 +244,11 @@ class PartitionWorker:
         5-10 % slower than in a plain one, in most interleaved pairs of runs."""
         if self._ends is None:
             self._begin(until_end)
+        if self._pending_rewind is not None:
+            if seconds is not None and not self._io.broker_back():
+                return {**self.progress(), "done": False}
+            self._rewind(self._pending_rewind)
+            self._pending_rewind = None
         deadline = None if seconds is None else time.monotonic() + seconds
         t0, cpu0 = time.perf_counter(), time.thread_time()
         while True:
@@ -248,6 +256,9 @@ class PartitionWorker:
                 done = self._loop(deadline)
                 break
             except kio.OutputsNotDelivered as exc:
+                if seconds is not None and self._io.away_since is not None:
+                    self._pending_rewind, done = exc, False
+                    break
                 self._rewind(exc)
         self._busy_seconds += time.perf_counter() - t0
         self._cpu_seconds += time.thread_time() - cpu0
@@ -276,6 +287,9 @@ class PartitionWorker:
             self.stop()
         if not self._done:
             raise RuntimeError("finish() while the loop is not done: call stop() first")
+        if self._pending_rewind is not None:
+            self._rewind(self._pending_rewind)   # waits for the broker first
+            self._pending_rewind = None
         while True:
             try:
                 self.checkpoint(final=True)
