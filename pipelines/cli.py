@@ -57,13 +57,13 @@ def _run_local(args: argparse.Namespace) -> int:
 
 
 def _say_if_compiling(quiet: bool) -> None:
-    """One line on stderr when the kernels are not compiled yet, so the first run's minute of
+    """One line on stderr when the kernels are not compiled yet, so the first run's ~40 s of
     compiling does not look like a hang."""
     from experts._jit_cache import cache_directory, is_warm
 
     if not quiet and not is_warm():
-        print(f"driftflow: compiling the model's kernels (first run of this version, about a "
-              f"minute; cached in {cache_directory()})", file=sys.stderr, flush=True)
+        print(f"driftflow: compiling the model's kernels (first run of this version, about "
+              f"40 s on two cores; cached in {cache_directory()})", file=sys.stderr, flush=True)
 
 
 def _kafka_job(args: argparse.Namespace) -> Any:

@@ -3,6 +3,7 @@ change to an inlined kernel in another file cannot leave stale compiled code, an
 code in another folder (a Ray job's working dir) finds the same cache."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -60,3 +61,40 @@ def test_is_warm_only_once_compiled_code_is_on_disk(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True,
                          capture_output=True, text=True).stdout.split()
     assert out == ["False", "False", "True"]
+
+
+def test_the_compile_helper_compiles_what_the_loop_calls(tmp_path: Path) -> None:
+    """From an empty cache, the first model starts a helper process that compiles the loop's
+    callees with the argument types `kernel.run` calls them with: after a batch, every one of
+    the helper's signatures is one this process compiled or loaded for that kernel (a wrong
+    type would only waste the helper's work, so nothing else would notice), the helper ends
+    cleanly, and the predictions equal this process's (compiled without a helper or cached).
+    """
+    code = """
+import importlib, json, os
+from pipelines import make_model, open_source
+from pipelines.models.compiled import parallel_compile
+rows = list(open_source("synthetic:SEAa", limit=300, seed=3))
+model = make_model("adaptive", seed=3)
+preds = model.learn_predict_many([r.x for r in rows], [r.y for r in rows])
+helper = parallel_compile.helper
+used = []
+if helper is not None:
+    helper.wait(timeout=600)
+    for module, name, sig in parallel_compile.helper_signatures(model):
+        used.append(tuple(sig) in getattr(importlib.import_module(module), name).signatures)
+print(json.dumps({"helper": None if helper is None else helper.returncode, "used": used,
+                  "preds": [str(p) for p in preds]}))
+"""
+    env = {**os.environ, _jit_cache.CACHE_ENV: str(tmp_path / "cache"),
+           "PYTHONPATH": str(ROOT), "DRIFTFLOW_COMPILE_HELPER": "1"}
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True,
+                         capture_output=True, text=True, timeout=900)
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    assert out["helper"] == 0 and len(out["used"]) == 7 and all(out["used"])
+    from pipelines import make_model, open_source  # this process: its cache, no helper
+
+    rows = list(open_source("synthetic:SEAa", limit=300, seed=3))
+    preds = make_model("adaptive", seed=3).learn_predict_many([r.x for r in rows],
+                                                              [r.y for r in rows])
+    assert out["preds"] == [str(p) for p in preds]

@@ -45,7 +45,7 @@ from experts._compiled_tree import (
 )
 from experts._encoding import RecordEncoder
 from pipelines.models.base import AdaptiveModel, Features
-from pipelines.models.compiled import kernel
+from pipelines.models.compiled import kernel, parallel_compile
 from pipelines.models.compiled.batch import encode_batch
 from pipelines.models.compiled.state import (
     N_SETTINGS,
@@ -153,6 +153,7 @@ class Adaptive(ArraySnapshots, AdaptiveModel):
         self._scratch = self._new_scratch()
         self._state: KernelState | None = None
         self.pool.ints[LAST_GROWTH] = -min_grow_gap   # the first drift may grow at once
+        parallel_compile.start_helper(self)   # a cold first run: the loop's kernels meanwhile
         for _ in range(initial_experts):
             self._lifecycle.add(self)
         self._compile_lifecycle()
