@@ -1,8 +1,9 @@
 """Kafka clients shared by the runtimes: topic metadata, output topics, and the confluent-kafka
 partition reader and producer the workers use. Every client takes the job's `KafkaClientConfig`
 (security settings; `kafka_connect` builds their base settings and waits for a broker). No Ray
-here; the message formats are in `pipelines.sinks.kafka_messages`. (Slightly over 300 lines:
-the reader and its producing subclass share one client lifecycle, outage handling included.)"""
+here; the message formats are in `pipelines.sinks.kafka_messages`. (Past 300 lines: the
+reader and its producing subclass share one client lifecycle, and the broker-restart cases
+live with it: outages, a transaction call that hangs, a committed offset read stable.)"""
 from __future__ import annotations
 
 import logging

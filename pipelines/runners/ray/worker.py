@@ -17,6 +17,9 @@ predictions are written at least once (records after the last checkpoint are rea
 When a flush finds outputs that were not delivered, the worker rewinds: it drops its clients and
 resumes from the last checkpoint, so no record is left without its outputs (`MAX_REWINDS` in a
 row and it raises instead).
+A failed delivery found while every broker is away is rewound once one answers: steps keep
+returning meanwhile, so the driver reports the outage. A consumer that returns nothing for
+`STALL_S` while the broker reports more records is rewound the same way, with new clients.
 
 With ``exactly_once`` the outputs and the offsets go into one Kafka transaction per checkpoint
 (read them with ``isolation_level="read_committed"``), so predictions are exactly once too. The
@@ -106,7 +109,7 @@ class PartitionWorker:
     """Consumes ``partitions`` of ``job.topic`` (manual assignment), runs the data path, produces
     predictions, drift events and dead letters, and checkpoints each partition.
 
-    Why ~350 lines: this is the loop and its order of effects (poll, handle, checkpoint, commit,
+    Why ~380 lines: this is the loop and its order of effects (poll, handle, checkpoint, commit,
     rewind on a failed delivery) plus the face Ray calls (step, finish, progress, stop), kept in
     one place so the ordering the module docstring promises can be read in one class. The label
     feed (`LabelFeed`), the checkpoint files (`PartitionCheckpoints`) and the outputs
