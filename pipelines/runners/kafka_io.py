@@ -34,6 +34,9 @@ __all__ = ["CONNECT_TIMEOUT_S", "METADATA_TIMEOUT_S", "NO_CONFIG", "OUTAGE_TIMEO
 METADATA_TIMEOUT_S = 30.0
 # A transaction call is abandoned this long after its own METADATA_TIMEOUT_S (see `_bounded`).
 HUNG_CALL_GRACE_S = 10.0
+# How long a restore waits for a group's committed offset to become stable (a transaction that
+# committed it still completing after a broker restart) before it takes the plain offset.
+STABLE_WAIT_S = 20.0
 
 log = logging.getLogger("driftflow")
 
@@ -216,25 +219,31 @@ class PartitionReader:
         return self._highwater.get(partition)   # after `close`: the last one seen
 
     def committed(self, partition: int) -> int | None:
-        """The group's committed offset of ``partition`` (None: none committed), read stable:
-        while a transaction that committed offsets of it is still completing (Kafka answers
-        UNSTABLE_OFFSET_COMMIT), or on any error, it asks again, up to `METADATA_TIMEOUT_S`,
-        then raises `KafkaError` (the worker's reopen loop tries again).
+        """The group's committed offset of ``partition`` (None: none committed), read stable
+        when Kafka can say it: while it answers UNSTABLE_OFFSET_COMMIT (offsets of a transaction
+        not settled) it asks again for `STABLE_WAIT_S`, then takes the plain committed offset.
+        On other errors it asks again up to `METADATA_TIMEOUT_S`, then raises `KafkaError`
+        (the worker's reopen loop tries again).
 
-        Why stable: a commit acknowledged just before the broker stopped is completed by the
-        broker after its restart, and until then a plain read still gives the offset before
+        Why stable first: a commit acknowledged just before the broker stopped is completed by
+        the broker after its restart, and until then a plain read still gives the offset before
         it; restoring the checkpoint that matched that older offset re-sent the committed
-        predictions (278 twice in one run here). Asked through librdkafka's admin client,
-        each request bounded (its consumer's own lookup waited past every timeout once)."""
+        predictions (278 twice in one run here). Why not stable only: after an abandoned commit
+        (`_bounded`), the fenced producer's late offset commit can stay pending at the group
+        coordinator until this producer's next commit, which needs this answer first (seen in
+        CI: unstable for minutes). Its transaction was aborted by the fencing, so the plain
+        offset is the right one then. Asked through librdkafka's admin client, each request
+        bounded."""
         from confluent_kafka.admin import AdminClient
 
         ck = self._ck
         admin = AdminClient(confluent_settings(self._bootstrap, self._config))
         request = [ck.ConsumerGroupTopicPartitions(self._group, [self._tps[partition]])]
-        deadline = time.monotonic() + METADATA_TIMEOUT_S
+        started = time.monotonic()
+        stable = True
         while True:
             futures = admin.list_consumer_group_offsets(
-                request, require_stable=True, request_timeout=PROBE_TIMEOUT_S)
+                request, require_stable=stable, request_timeout=PROBE_TIMEOUT_S)
             try:
                 got = futures[self._group].result(timeout=PROBE_TIMEOUT_S + 1.0)
                 error = got.topic_partitions[0].error
@@ -243,9 +252,17 @@ class PartitionReader:
                     return offset if offset >= 0 else None
             except (KafkaError, TimeoutError) as exc:
                 error = exc
-            if time.monotonic() > deadline:
+            waited = time.monotonic() - started
+            unstable = getattr(error, "code", lambda: None)() == ck.KafkaError.UNSTABLE_OFFSET_COMMIT
+            if stable and unstable and waited > STABLE_WAIT_S:
+                log.warning("%s[%d]: committed offset still unstable after %g s (a fenced "
+                            "producer's commit); taking the plain committed offset",
+                            self.topic, partition, STABLE_WAIT_S)
+                stable = False
+                continue
+            if waited > METADATA_TIMEOUT_S + STABLE_WAIT_S:
                 raise KafkaError(f"the committed offset of {self.topic}[{partition}] was not "
-                                 f"readable stable within {METADATA_TIMEOUT_S:g} s: {error}")
+                                 f"readable within {waited:.0f} s: {error}")
             time.sleep(0.1)
 
     def pause_only(self, partitions: set[int]) -> None:
