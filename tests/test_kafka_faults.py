@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 import uuid
 from typing import Any
@@ -129,8 +130,6 @@ def test_broker_restart_mid_stream_loses_nothing_exactly_once(
     again a few seconds later, then more records come: the driver logs one line when the broker
     goes and one when it is back, the workers wait, reconnect and go on; every record is
     predicted exactly once (committed transactions only) and learned once."""
-    import threading
-
     import ray
     from kafka import KafkaProducer
 
@@ -191,3 +190,43 @@ def test_broker_restart_mid_stream_loses_nothing_exactly_once(
     assert metrics["records"] == n                                  # learned once each
     preds = _read_all(boot, f"{topic}.predictions", committed_only=True)
     assert sorted(p["id"] for p in preds) == list(range(n))        # none lost, none twice
+
+
+def test_the_commits_topic_names_the_last_committed_checkpoint(kafka_broker: str) -> None:
+    """What a restarted exactly-once worker restores from: the last record a COMMITTED
+    transaction wrote to the commits topic. Records of aborted transactions after it are not
+    taken, even when more of them than the first read-back (64) follow it; a partition with
+    nothing committed gives None; a transaction still open is waited for, then skipped once it
+    is aborted."""
+    import confluent_kafka as ck
+
+    from pipelines.runners.kafka_commits import commit_record, last_committed_offset
+    from pipelines.runners.kafka_connect import NO_CONFIG
+
+    topic = f"commits-{uuid.uuid4().hex[:8]}"
+    infra_kafka.create_topic(topic, partitions=2, bootstrap=kafka_broker)
+    producer = ck.Producer({"bootstrap.servers": kafka_broker,
+                            "transactional.id": f"t-{uuid.uuid4().hex[:8]}"})
+    producer.init_transactions(30)
+
+    def transaction(offsets: list[int], commit: bool) -> None:
+        producer.begin_transaction()
+        for offset in offsets:
+            producer.produce(topic, commit_record(0, offset), partition=0)
+        (producer.commit_transaction if commit else producer.abort_transaction)(30)
+
+    transaction([100, 200], commit=True)
+    transaction([300], commit=False)
+    assert last_committed_offset(kafka_broker, NO_CONFIG, "g", topic, 0) == 200
+    transaction(list(range(1000, 1100)), commit=False)   # 100 aborted records after it
+    assert last_committed_offset(kafka_broker, NO_CONFIG, "g", topic, 0) == 200
+    assert last_committed_offset(kafka_broker, NO_CONFIG, "g", topic, 1) is None
+    producer.begin_transaction()   # left open: the read waits for it to be decided
+    producer.produce(topic, commit_record(0, 400), partition=0)
+    producer.flush(30)
+    started = time.monotonic()
+    abort = threading.Timer(3.0, producer.abort_transaction, (30,))
+    abort.start()
+    assert last_committed_offset(kafka_broker, NO_CONFIG, "g", topic, 0) == 200
+    assert time.monotonic() - started >= 2.5
+    abort.join()

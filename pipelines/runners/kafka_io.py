@@ -51,7 +51,7 @@ def _bounded(call: Callable[[], Any], timeout_s: float, what: str,
     could block for good (measured here: `commit_transaction(30)` still blocked after 5 min, two
     workers at once). The worker then treats the transaction as failed and rewinds: its new
     producer, with the same transactional id, fences the stuck one, and the checkpoint that
-    matches the offsets Kafka committed is restored, whichever way the stuck call ended. The
+    matches the last committed transaction is restored, whichever way the stuck call ended. The
     abandoned thread holds only that old producer."""
     box: dict[str, Any] = {}
 
@@ -220,20 +220,11 @@ class PartitionReader:
 
     def committed(self, partition: int) -> int | None:
         """The group's committed offset of ``partition`` (None: none committed), read stable
-        when Kafka can say it: while it answers UNSTABLE_OFFSET_COMMIT (offsets of a transaction
-        not settled) it asks again for `STABLE_WAIT_S`, then takes the plain committed offset.
-        On other errors it asks again up to `METADATA_TIMEOUT_S`, then raises `KafkaError`
-        (the worker's reopen loop tries again).
-
-        Why stable first: a commit acknowledged just before the broker stopped is completed by
-        the broker after its restart, and until then a plain read still gives the offset before
-        it; restoring the checkpoint that matched that older offset re-sent the committed
-        predictions (278 twice in one run here). Why not stable only: after an abandoned commit
-        (`_bounded`), the fenced producer's late offset commit can stay pending at the group
-        coordinator until this producer's next commit, which needs this answer first (seen in
-        CI: unstable for minutes). Its transaction was aborted by the fencing, so the plain
-        offset is the right one then. Asked through librdkafka's admin client, each request
-        bounded."""
+        when Kafka can say it: while it answers UNSTABLE_OFFSET_COMMIT it asks again for
+        `STABLE_WAIT_S`, then takes the plain committed offset. On other errors it asks again
+        up to `METADATA_TIMEOUT_S`, then raises `KafkaError`. Only a fallback for exactly-once
+        jobs whose transactions predate their commits topic (`kafka_commits` says why the
+        group's offset is not the first choice after a broker restart)."""
         from confluent_kafka.admin import AdminClient
 
         ck = self._ck

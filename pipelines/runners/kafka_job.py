@@ -77,7 +77,8 @@ class KafkaJob:
         return self.group_id or f"driftflow-{self.topic}"
 
     def output_topic(self, kind: str) -> str:
-        """``<prefix>.predictions``, ``.drift`` or ``.dead-letter`` (prefix: the input topic)."""
+        """``<prefix>.predictions``, ``.drift``, ``.dead-letter`` or, with ``exactly_once``, the
+        Ray runner's ``.commits`` (`pipelines.runners.kafka_commits`); prefix: the input topic."""
         return f"{self.output_prefix or self.topic}.{kind}"
 
     def checkpoint_uri(self, partition: int, previous: bool = False) -> str:

@@ -80,8 +80,8 @@ def start_workers(job: KafkaJob, n_actors: int) -> list[tuple[Any, list[int]]]:
     import ray
 
     partitions = kio.list_partitions(job.bootstrap, job.topic, config=job.client_config)
-    kio.ensure_topics(job.bootstrap, [job.output_topic(k) for k in
-                                      ("predictions", "drift", "dead-letter")], len(partitions),
+    kinds = ("predictions", "drift", "dead-letter") + (("commits",) if job.exactly_once else ())
+    kio.ensure_topics(job.bootstrap, [job.output_topic(k) for k in kinds], len(partitions),
                       config=job.client_config)
     groups = group_partitions(partitions, n_actors)
     cpus = float(ray.cluster_resources().get("CPU", 1.0))

@@ -22,7 +22,8 @@ from pipelines.validation import JsonDecoder
 class PartitionCheckpoints:
     """Checkpoints of one worker's partitions under ``job.checkpoint_dir`` (none without it:
     then every start is fresh). With ``exactly_once`` the previous checkpoint is kept as
-    ``p{n}.prev.ckpt``, and a restore takes the one matching the offset Kafka committed."""
+    ``p{n}.prev.ckpt``, and a restore takes the one matching the offset of the last committed
+    transaction."""
 
     def __init__(self, job: KafkaJob) -> None:
         self.job = job
@@ -31,7 +32,8 @@ class PartitionCheckpoints:
 
     def restore(self, p: int, committed: Callable[[int], int | None]) -> PartitionState:
         """Partition ``p``'s last checkpoint, or a fresh model (from the beginning) without
-        one; ``committed(p)`` is the offset Kafka holds for it (read with ``exactly_once``)."""
+        one; ``committed(p)`` is where its last committed transaction left it (read with
+        ``exactly_once`` only)."""
         job = self.job
         blobs = ([read_bytes(job.checkpoint_uri(p, previous)) for previous in (False, True)]
                  if job.checkpoint_dir else [])

@@ -24,8 +24,9 @@ returning meanwhile, so the driver reports the outage. A consumer that returns n
 With ``exactly_once`` the outputs and the offsets go into one Kafka transaction per checkpoint
 (read them with ``isolation_level="read_committed"``), so predictions are exactly once too. The
 checkpoint is written before the transaction commits, so the previous one is kept as
-``p{n}.prev.ckpt``; on start the worker takes whichever of the two matches the offset that
-Kafka committed (the old one when the crash came before the commit, as the outputs were aborted).
+``p{n}.prev.ckpt``; on start the worker takes whichever of the two matches the offset the last
+committed transaction recorded in the job's commits topic (`kafka_commits`): the old one when
+the crash came before the commit, as the outputs were aborted.
 
 Delayed labels (``labels_topic``, read by `pipelines.runners.ray.label_feed.LabelFeed`): records
 may come without a label and their labels later on a topic of their own, ``{"id": ..., "y":
@@ -57,6 +58,7 @@ from typing import Any
 from pipelines.checkpoints.partition import PartitionState
 from pipelines.label_schedule import with_held_label
 from pipelines.records import DeadLetter, Record
+from pipelines.runners import kafka_commits
 from pipelines.runners import kafka_io as kio
 from pipelines.runners.kafka_job import KafkaJob
 from pipelines.runners.ray.label_feed import LabelFeed, timestamp_ms
@@ -149,7 +151,7 @@ class PartitionWorker:
             transactional_id=(f"driftflow-{job.group}-{job.topic}-"
                               + "-".join(map(str, self.partitions))) if job.exactly_once else None)
         self._out = OutputSender(job, self._io)
-        self._state = {p: self._checkpoints.restore(p, self._io.committed)
+        self._state = {p: self._checkpoints.restore(p, self._committed_offset)
                        for p in self.partitions}
         start = self._io.assign({p: s.next_offset for p, s in self._state.items()})
         for p, offset in start.items():
@@ -160,6 +162,15 @@ class PartitionWorker:
             waits = self.labels.waits_timed_out if self.labels is not None else 0
             self.labels = LabelFeed(job, self.partitions, self._out.dead_letter, self._route_label)
             self.labels.waits_timed_out = waits   # a rewind keeps the count
+
+    def _committed_offset(self, partition: int) -> int | None:
+        """Where ``partition``'s last committed transaction left it (``exactly_once``): the
+        commits topic's last committed record (`kafka_commits`), else, for a job whose
+        transactions predate that topic, the group's committed offset."""
+        job = self.job
+        offset = kafka_commits.last_committed_offset(
+            job.bootstrap, job.client_config, job.group, job.output_topic("commits"), partition)
+        return offset if offset is not None else self._io.committed(partition)
 
     def _rewind(self, reason: Exception) -> None:
         """Outputs since the last checkpoint were not all delivered: drop the clients (and the
@@ -466,6 +477,10 @@ class PartitionWorker:
         if self.labels is not None:
             self.labels.checkpoint()
         if self.job.exactly_once:
+            for p, offset in offsets.items():   # which checkpoint committed, for a restore
+                if offset is not None:
+                    self._io.send(self.job.output_topic("commits"),
+                                  kafka_commits.commit_record(p, offset), partition=p)
             try:
                 self._io.commit_transaction(offsets)
             except kio.KafkaError as exc:   # e.g. aborted by the broker during an outage

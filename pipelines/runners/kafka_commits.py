@@ -1,0 +1,115 @@
+"""Which checkpoint an exactly-once Ray job's last transaction committed, read from the job's
+own commits topic (``<prefix>.commits``).
+
+Each checkpoint's transaction also writes one small record per partition to that topic,
+``{"partition": p, "next_offset": n}``, in partition ``p``, beside the outputs and the group's
+offsets. A restarted worker reads the last record a committed transaction wrote there, and
+restores the checkpoint whose next offset matches.
+
+Why not the group's committed offset: after a broker restart, measured here, Kafka finished
+the commits it had acknowledged before stopping some 20 s later. A plain offset read in that
+time returned the offset before the commit, and the worker restored the older checkpoint and
+committed 278 predictions twice. A stable read (``require_stable``) once stayed unstable for
+minutes (7 tries of 30 s in CI). A record in a topic of our own has no such window: once no
+transaction on its partition is undecided (its last stable offset is its end), what a
+read_committed consumer sees there is exactly what committed.
+"""
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from confluent_kafka import KafkaException as KafkaError
+
+from pipelines.runners.kafka_config import KafkaClientConfig
+from pipelines.runners.kafka_connect import PROBE_TIMEOUT_S, confluent_settings
+
+# A transaction left open by a dead worker is aborted by the broker after librdkafka's
+# transaction.timeout.ms (60 s); a restarted broker finishes what it acknowledged within ~20 s.
+SETTLE_TIMEOUT_S = 90.0
+_TAIL = 64   # records read back from the end first (a few checkpoints' worth)
+
+
+def commit_record(partition: int, next_offset: int) -> bytes:
+    """The commits topic's record for ``partition``'s checkpoint at ``next_offset``."""
+    return json.dumps({"partition": partition, "next_offset": next_offset}).encode()
+
+
+def _end(admin: Any, tp: Any, isolation: Any) -> int:
+    """``tp``'s end offset at ``isolation`` (read_committed: its last stable offset)."""
+    from confluent_kafka.admin import OffsetSpec
+
+    futures = admin.list_offsets({tp: OffsetSpec.latest()}, isolation_level=isolation,
+                                 request_timeout=PROBE_TIMEOUT_S)
+    return int(futures[tp].result(timeout=PROBE_TIMEOUT_S + 1.0).offset)
+
+
+def _settled_end(bootstrap: str, config: KafkaClientConfig, tp: Any) -> int:
+    """``tp``'s end offset once no transaction on it is undecided; `KafkaError` after
+    `SETTLE_TIMEOUT_S`."""
+    import confluent_kafka as ck
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient(confluent_settings(bootstrap, config))
+    deadline = time.monotonic() + SETTLE_TIMEOUT_S
+    while True:
+        try:
+            stable = _end(admin, tp, ck.IsolationLevel.READ_COMMITTED)
+            end = _end(admin, tp, ck.IsolationLevel.READ_UNCOMMITTED)
+            if stable >= end:
+                return end
+            why: Any = f"a transaction is undecided (last stable offset {stable} < end {end})"
+        except (KafkaError, TimeoutError) as exc:
+            why = exc
+        if time.monotonic() > deadline:
+            raise KafkaError(f"{tp.topic}[{tp.partition}] not settled within "
+                             f"{SETTLE_TIMEOUT_S:g} s: {why}")
+        time.sleep(0.2)
+
+
+def last_committed_offset(bootstrap: str, config: KafkaClientConfig, group: str, topic: str,
+                          partition: int) -> int | None:
+    """The next offset of the last checkpoint of ``partition`` whose transaction committed
+    (None: no committed record in ``topic``); waits for undecided transactions first."""
+    import confluent_kafka as ck
+
+    tp = ck.TopicPartition(topic, partition)
+    end = _settled_end(bootstrap, config, tp)
+    if end == 0:
+        return None
+    consumer = ck.Consumer({**confluent_settings(bootstrap, config),
+                            "group.id": f"{group}.restore", "enable.auto.commit": False,
+                            "auto.offset.reset": "earliest", "enable.partition.eof": True,
+                            "isolation.level": "read_committed"})
+    try:
+        back = _TAIL
+        while True:   # aborted transactions' records are skipped: read further back if needed
+            start = max(0, end - back)
+            last = _last_value(consumer, ck.TopicPartition(topic, partition, start))
+            if last is not None or start == 0:
+                break
+            back *= 8
+    finally:
+        consumer.close()
+    return None if last is None else int(json.loads(last)["next_offset"])
+
+
+def _last_value(consumer: Any, start: Any) -> bytes | None:
+    """The value of the last committed record from ``start`` to the partition's end."""
+    import confluent_kafka as ck
+
+    consumer.assign([start])
+    last, deadline = None, time.monotonic() + SETTLE_TIMEOUT_S
+    while True:
+        for m in consumer.consume(500, timeout=PROBE_TIMEOUT_S):
+            error = m.error()
+            if error is None:
+                last = m.value()
+            elif error.code() == ck.KafkaError._PARTITION_EOF:
+                return last
+            elif error.fatal() or not error.retriable():
+                raise KafkaError(error)
+        if time.monotonic() > deadline:
+            raise KafkaError(f"{start.topic}[{start.partition}]: its end not reached within "
+                             f"{SETTLE_TIMEOUT_S:g} s")
