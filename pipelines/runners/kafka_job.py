@@ -86,6 +86,12 @@ class KafkaJob:
         suffix = ".prev.ckpt" if previous else ".ckpt"
         return f"{self.checkpoint_dir.rstrip('/')}/{self.topic}/p{partition}{suffix}"
 
+    def confirmed_uri(self, partition: int) -> str:
+        """With ``exactly_once``: the next offset of the last checkpoint whose transaction
+        Kafka confirmed committed (`PartitionCheckpoints.confirm`)."""
+        assert self.checkpoint_dir is not None
+        return f"{self.checkpoint_dir.rstrip('/')}/{self.topic}/p{partition}.committed"
+
     def labels_checkpoint_uri(self, partitions: list[int]) -> str:
         """A worker's orphan labels and labels-topic offsets (the worker's partition group)."""
         assert self.checkpoint_dir is not None

@@ -91,6 +91,9 @@ MAX_REWINDS = 10
 # the worker's offsets is stalled (seen once in CI after a broker restart: a worker waited at
 # its offset for minutes while the other went on): the worker then reopens its clients.
 STALL_S = 20.0
+# How long a restore waits for the commits topic to settle when this worker has a confirmed
+# commit to fall back on (without one: `kafka_commits.SETTLE_TIMEOUT_S`).
+CONFIRMED_SETTLE_S = 20.0
 
 
 class ConsumerStalled(kio.OutputsNotDelivered):
@@ -163,13 +166,23 @@ class PartitionWorker:
             self.labels = LabelFeed(job, self.partitions, self._out.dead_letter, self._route_label)
             self.labels.waits_timed_out = waits   # a rewind keeps the count
 
-    def _committed_offset(self, partition: int) -> int | None:
-        """Where ``partition``'s last committed transaction left it (``exactly_once``): the
-        commits topic's last committed record (`kafka_commits`), else, for a job whose
-        transactions predate that topic, the group's committed offset."""
+    def _committed_offset(self, partition: int, confirmed: int | None) -> int | None:
+        """Where ``partition``'s last committed transaction left it (``exactly_once``), asked
+        of the commits topic (`kafka_commits`); for a job whose transactions predate that
+        topic, of the group's committed offset. When the topic stays undecided (a broker that
+        restarted mid-commit can leave it so), the last offset Kafka confirmed to this worker
+        (``confirmed``), if any."""
         job = self.job
-        offset = kafka_commits.last_committed_offset(
-            job.bootstrap, job.client_config, job.group, job.output_topic("commits"), partition)
+        try:
+            offset = kafka_commits.last_committed_offset(
+                job.bootstrap, job.client_config, job.group, job.output_topic("commits"),
+                partition, settle_s=None if confirmed is None else CONFIRMED_SETTLE_S)
+        except kio.KafkaError as exc:
+            if confirmed is None:
+                raise
+            log.warning("worker %s: %s; restoring the last checkpoint Kafka confirmed "
+                        "(offset %d)", self.partitions, exc, confirmed)
+            return confirmed
         return offset if offset is not None else self._io.committed(partition)
 
     def _rewind(self, reason: Exception) -> None:
@@ -485,6 +498,7 @@ class PartitionWorker:
                 self._io.commit_transaction(offsets)
             except kio.KafkaError as exc:   # e.g. aborted by the broker during an outage
                 raise kio.OutputsNotDelivered(f"transaction not committed: {exc}") from None
+            self._checkpoints.confirm(offsets)
             if not final:
                 self._io.begin()
         elif offsets:
