@@ -114,7 +114,7 @@ class PartitionWorker:
     """Consumes ``partitions`` of ``job.topic`` (manual assignment), runs the data path, produces
     predictions, drift events and dead letters, and checkpoints each partition.
 
-    Why ~380 lines: this is the loop and its order of effects (poll, handle, checkpoint, commit,
+    Why ~400 lines: this is the loop and its order of effects (poll, handle, checkpoint, commit,
     rewind on a failed delivery) plus the face Ray calls (step, finish, progress, stop), kept in
     one place so the ordering the module docstring promises can be read in one class. The label
     feed (`LabelFeed`), the checkpoint files (`PartitionCheckpoints`) and the outputs
