@@ -230,3 +230,69 @@ def test_the_commits_topic_names_the_last_committed_checkpoint(kafka_broker: str
     assert last_committed_offset(kafka_broker, NO_CONFIG, "g", topic, 0) == 200
     assert time.monotonic() - started >= 2.5
     abort.join()
+
+
+def test_a_restore_picks_the_checkpoint_whose_commit_was_confirmed(tmp_path) -> None:
+    """The choice between a partition's two checkpoints (exactly-once): the newest one at once
+    when its commit was confirmed, without asking Kafka; otherwise Kafka's answer
+    (``committed(p, confirmed)``), whichever of the two it names."""
+    from pipelines.runners.ray.partition_checkpoints import PartitionCheckpoints
+
+    job = KafkaJob("127.0.0.1:1", "t", seed=0, checkpoint_dir=str(tmp_path), exactly_once=True)
+    ckpts = PartitionCheckpoints(job)
+    fresh = ckpts.restore(0, lambda p, c: pytest.fail("asked Kafka with no checkpoint"))
+    host, decoder = fresh.host, fresh.decoder
+    rows = list(open_source("synthetic:SEAa", limit=20, seed=1))
+    for offset, row in enumerate(rows[:10]):   # the checkpoint at 10, confirmed
+        host.process_many([decoder(_record(offset, row.x, row.y), offset, 0)])
+    fresh.next_offset, fresh.since_checkpoint = 10, 10
+    ckpts.save({0: fresh})
+    ckpts.confirm({0: 10})
+    fresh.next_offset, fresh.since_checkpoint = 20, 10   # the one at 20: its commit unknown
+    ckpts.save({0: fresh})
+    asked: list[int | None] = []
+
+    def kafka_says(offset: int) -> Any:
+        def committed(p: int, confirmed: int | None) -> int:
+            asked.append(confirmed)
+            return offset
+        return committed
+
+    assert ckpts.restore(0, kafka_says(20)).next_offset == 20 and asked == [10]
+    assert ckpts.restore(0, kafka_says(10)).next_offset == 10 and asked == [10, 10]
+    ckpts.confirm({0: 20})
+    assert ckpts.restore(0, kafka_says(10)).next_offset == 20 and asked == [10, 10]
+
+
+def test_an_undecided_commits_topic_falls_back_on_the_confirmed_commit(
+        kafka_broker: str, monkeypatch: pytest.MonkeyPatch, caplog, tmp_path) -> None:
+    """A transaction left undecided on the commits topic (what a broker restarted mid-commit
+    left for minutes): with a confirmed commit the worker takes it after its wait, saying so
+    in one line; without one it raises (its reopen loop tries again)."""
+    import confluent_kafka as ck
+
+    from pipelines.runners.kafka_commits import commit_record
+    from pipelines.runners.ray import worker as worker_module
+
+    topic = f"undecided-{uuid.uuid4().hex[:8]}"
+    job = KafkaJob(kafka_broker, topic, seed=0, exactly_once=True, checkpoint_dir=str(tmp_path))
+    infra_kafka.create_topic(job.output_topic("commits"), partitions=1, bootstrap=kafka_broker)
+    producer = ck.Producer({"bootstrap.servers": kafka_broker,
+                            "transactional.id": f"u-{uuid.uuid4().hex[:8]}"})
+    producer.init_transactions(30)
+    producer.begin_transaction()
+    producer.produce(job.output_topic("commits"), commit_record(0, 50), partition=0)
+    producer.flush(30)
+    monkeypatch.setattr(worker_module, "CONFIRMED_SETTLE_S", 1.0)
+    monkeypatch.setattr(worker_module.kafka_commits, "SETTLE_TIMEOUT_S", 1.0)
+    stub = worker_module.PartitionWorker.__new__(worker_module.PartitionWorker)
+    stub.job, stub.partitions = job, [0]
+    try:
+        with caplog.at_level(logging.WARNING, logger="driftflow"):
+            assert stub._committed_offset(0, confirmed=40) == 40
+        assert any("restoring the last checkpoint Kafka confirmed (offset 40)" in r.getMessage()
+                   for r in caplog.records)
+        with pytest.raises(worker_module.kio.KafkaError, match="not settled"):
+            stub._committed_offset(0, confirmed=None)
+    finally:
+        producer.abort_transaction(30)
