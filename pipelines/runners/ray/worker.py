@@ -388,7 +388,7 @@ class PartitionWorker:
             return   # the broker does not answer: the outage handling has it
         if behind:
             raise ConsumerStalled(f"no records for {STALL_S:g} s although the broker has "
-                                          f"more after offsets {behind}: the consumer stalled")
+                                  f"more after offsets {behind}: the consumer stalled")
 
     def _poll_size(self, deadline: float | None) -> int:
         """Records the next poll may return: `POLL_MAX_RECORDS`, fewer when the step's deadline
