@@ -1,9 +1,11 @@
 """The Ray runner's worker: owns a fixed group of Kafka partitions, one ModelHost per partition.
 
-Why over 400 lines: ~40 are this docstring, the delivery contract the code keeps; the rest is
-`PartitionWorker`, whose order of effects is meant to be read in one place (see its docstring).
-What could leave it has: outputs (`output_sender`), the delayed-label feed (`label_feed`) and
-the checkpoint files (`partition_checkpoints`).
+Why over 500 lines: ~45 are this docstring, the delivery contract the code keeps; the rest is
+`PartitionWorker`, whose order of effects is meant to be read in one place (see its docstring),
+broker restarts included (the deferred rewind, the stalled consumer, which checkpoint a restore
+takes). What could leave it has: outputs (`output_sender`), the delayed-label feed
+(`label_feed`), the checkpoint files (`partition_checkpoints`), the commits topic
+(`kafka_commits`) and the bounded transaction calls (`kafka_io`).
 
 A plain class, so it runs (and is tested) without Ray; `pipelines.runners.ray.driver` makes it a Ray
 actor at the edge. Ray re-runs only the constructor when it restarts an actor, so the
