@@ -142,7 +142,14 @@ def shift_update(st: ShiftState, error: bool, y: int, n_classes: int) -> bool:
             ints[_SCALE] = s
     if flagged:
         ints[_FLAGS] += 1
-        ints[_SINCE] = 0
-        st.err_counts[:] = 0.0
-        st.lab_counts[:] = 0.0
+        shift_restart(st)
     return flagged
+
+
+@njit(cache=True, nogil=True)
+def shift_restart(st: ShiftState) -> None:
+    """Every window restarts empty (after a flag, this detector's or another's): the warm-up
+    gate of R + W records before each scale tests again."""
+    st.ints[_SINCE] = 0
+    st.err_counts[:] = 0.0
+    st.lab_counts[:] = 0.0

@@ -23,6 +23,7 @@ import numba
 import numpy as np
 
 from detectors._compiled import grow_rbocpd, new_adwin_stack, new_rbocpd
+from detectors._compiled_sentinel import new_sentinel
 from detectors._compiled_shift import EVIDENCE, grow_shift, new_shift
 from experts._compiled_inputs import grow_inputs, new_inputs
 from experts._compiled_mlp import grow_mlp_stack, new_mlp_stack
@@ -45,7 +46,7 @@ from experts._compiled_tree import (
 )
 from experts._encoding import RecordEncoder
 from pipelines.models.base import AdaptiveModel, Features
-from pipelines.models.compiled import kernel, parallel_compile
+from pipelines.models.compiled import kernel, parallel_compile, sentinel
 from pipelines.models.compiled.batch import encode_batch
 from pipelines.models.compiled.state import (
     N_SETTINGS,
@@ -150,6 +151,7 @@ class Adaptive(ArraySnapshots, AdaptiveModel):
         self.label_det = new_rbocpd(_INITIAL_CLASSES)
         self.adwin = new_adwin_stack(n_slots)
         self.event_det = new_shift(_INITIAL_CLASSES)
+        self.sentinel, self.sentinel_tree = new_sentinel(1), sentinel.empty_tree()
         self._scratch = self._new_scratch()
         self._state: KernelState | None = None
         self.pool.ints[LAST_GROWTH] = -min_grow_gap   # the first drift may grow at once
@@ -249,8 +251,10 @@ class Adaptive(ArraySnapshots, AdaptiveModel):
             elif status == kernel.TREE_ROOM or reason & kernel.TREE_FLAG:
                 self.trees = grow_tree_pool(self.trees)
                 self._state = None
-            if status == kernel.DRIFT and reason & kernel.EVENT_FLAG:
-                self._model_event()
+            if status == kernel.DRIFT and reason & (kernel.EVENT_FLAG | kernel.SENTINEL_FLAG):
+                self._model_event(reason)
+            if status == kernel.DRIFT and reason & kernel.COPY_FLAG:
+                self._take_sentinel()
             if status == kernel.DRIFT and reason & 7:
                 self._on_drift(kernel.REASONS[reason & 7])
         return preds, conf
@@ -260,23 +264,33 @@ class Adaptive(ArraySnapshots, AdaptiveModel):
         if self._state is None:
             self._state = make_kernel_state(*(getattr(self, name) for name in (
                 "_cfg", "inputs", "mlp", "trees", "router", "err_det", "label_det", "adwin",
-                "event_det", "pool", "rng", "_scratch")))
+                "event_det", "sentinel", "sentinel_tree", "pool", "rng", "_scratch")))
         return self._state
 
-    def _model_event(self) -> None:
-        """The operator's ``drift`` event: the model-level detector's flag and its evidence
-        (error rates before and after, the G statistics, the windows)."""
-        evidence = dict(zip(EVIDENCE, self.event_det.evidence.tolist()))
-        for name in ("reference", "window"):
-            evidence[name] = int(evidence[name])
-        for name in ("error_before", "error_after", "g_error", "g_labels", "label_threshold"):
-            evidence[name] = round(evidence[name], 4)
+    def _model_event(self, reason: int) -> None:
+        """The operator's ``drift`` event: the flag of the model-level detector (``reason``'s
+        EVENT_FLAG) or of the sentinel, and its evidence (error rates before and after, the G
+        statistics, the windows; the sentinel's also the region of the inputs)."""
+        if reason & kernel.EVENT_FLAG:
+            evidence = dict(zip(EVIDENCE, self.event_det.evidence.tolist()))
+            for name in ("reference", "window"):
+                evidence[name] = int(evidence[name])
+            for name in ("error_before", "error_after", "g_error", "g_labels",
+                         "label_threshold"):
+                evidence[name] = round(evidence[name], 4)
+            evidence["detector"] = "window-shift"
+        else:
+            evidence = sentinel.sentinel_event(self)
         position = self.n_learned - 1
-        self._pending_events.append({"position": position, "kind": "drift",
-                                     "detector": "window-shift", **evidence})
+        self._pending_events.append({"position": position, "kind": "drift", **evidence})
         state = self._kernel_state()
         self._pending_events.extend(self._lifecycle.recall(
             self, position, lambda slot: kernel.recent_accuracy(state, slot)))
+
+    def _take_sentinel(self) -> None:
+        """The sentinel's frozen copy of the best tree, now (the kernel said it is due)."""
+        self.sentinel, self.sentinel_tree = sentinel.take_copy(self)
+        self._state = None
 
     def input_drift(self, features: list[str]) -> None:
         """The host's input-drift monitor saw ``features`` move. With ``input_adaptation``, a

@@ -7,10 +7,11 @@ for a whole batch, leaving compiled code only when Python must change the pool o
 - ``NEEDS_ROOM``: record ``i`` needs bigger arrays first (a new feature, nominal value, input
   slot or class): nothing of record ``i`` was done; grow and call again from ``i``;
 - ``DRIFT`` (``reason & 7``: 1 error, 2 label, 3 expert, an internal detector asking the pool
-  to adapt; ``reason & 16``: the model-level detector flagged a change, the operator's
-  ``drift`` event, which changes nothing in the model) or ``TREE_ROOM``: record ``i`` was
-  learned; Python handles the drift (grow / revive / prune, the event) or grows the trees,
-  then calls again from ``i + 1``.
+  to adapt; ``reason & 16`` / ``& 32``: the model-level detector or the sentinel flagged a
+  change, the operator's ``drift`` event, which changes nothing in the model; ``reason & 64``:
+  the sentinel's frozen copy is due) or ``TREE_ROOM``: record ``i`` was learned; Python
+  handles the drift (grow / revive / prune, the event, the copy) or grows the trees, then
+  calls again from ``i + 1``.
 
 Record-at-a-time (``learn_one``) is a call with one record, and ``predict_proba_one`` a call with
 ``learn=False``, so both paths run the same arithmetic in the same order: the same predictions.
@@ -24,7 +25,8 @@ import math
 from numba import njit
 
 from detectors._compiled import adwin_update, rbocpd_update
-from detectors._compiled_shift import shift_update
+from detectors._compiled_sentinel import SETTLE, sentinel_drop, sentinel_due, sentinel_update
+from detectors._compiled_shift import shift_restart, shift_update
 from experts._compiled_inputs import (
     inputs_allot,
     inputs_learn,
@@ -64,7 +66,7 @@ from router._compiled import router_buffer, router_logits, router_step
 
 DONE, NEEDS_ROOM, DRIFT, TREE_ROOM = range(4)
 REASONS = ("", "error", "label", "expert")
-TREE_FLAG, EVENT_FLAG = 8, 16   # reason bits beside the internal reason
+TREE_FLAG, EVENT_FLAG, SENTINEL_FLAG, COPY_FLAG = 8, 16, 32, 64   # beside the internal reason
 _ASKED, _TOP, _TRAIN = range(3)      # rows of Scratch.flags
 _SCORE, _MASK, _SEEN = range(3)      # rows of Scratch.vec
 
@@ -277,6 +279,26 @@ def _watch(cfg, pool, err_det, label_det, adwin, sc, error: bool, y: int) -> int
 
 
 @njit(cache=True, nogil=True)
+def _watch_model(state, row, error: bool, y: int) -> int:
+    """The operator's detectors on one learned record (``row`` its encoded features): the
+    live ensemble's windowed tests, else the sentinel's frozen copy; a flag by either restarts
+    the other. Returns the reason bits: EVENT_FLAG / SENTINEL_FLAG, COPY_FLAG when a copy is
+    due."""
+    pool, event_det, sentinel, tree = state.pool, state.event_det, state.sentinel, \
+        state.sentinel_tree
+    position = pool.ints[N_LEARNED]
+    if shift_update(event_det, error, y, pool.ints[N_CLASSES]):
+        flag = EVENT_FLAG
+    elif sentinel_update(sentinel, tree, row[:tree.nominal_values.shape[1]], y):
+        shift_restart(event_det)
+        flag = SENTINEL_FLAG
+    else:
+        return COPY_FLAG if sentinel_due(sentinel, position + 1) else 0
+    sentinel_drop(sentinel, position + 1 + SETTLE)
+    return flag
+
+
+@njit(cache=True, nogil=True)
 def run(state, X, Y, W, start: int, stop: int, learn: bool, preds, conf) -> tuple[int, int, int]:
     """The prequential loop over records ``start .. stop`` of ``X`` (encoded rows), labels
     ``Y`` (class indices) and weights ``W``, on the arrays of ``state`` (a KernelState);
@@ -285,7 +307,6 @@ def run(state, X, Y, W, start: int, stop: int, learn: bool, preds, conf) -> tupl
     docstring for the returned status."""
     cfg, inputs, mlp, trees, router = state.cfg, state.inputs, state.mlp, state.trees, state.router
     err_det, label_det, adwin, pool = state.err_det, state.label_det, state.adwin, state.pool
-    event_det = state.event_det
     rng, sc = state.rng, state.scratch
     n_features = pool.recent_x.shape[1]
     batch = router.buf_z.shape[0]
@@ -322,8 +343,7 @@ def run(state, X, Y, W, start: int, stop: int, learn: bool, preds, conf) -> tupl
         pool.recent_y[r] = y
         pool.ints[N_RECENT] = min(pool.ints[N_RECENT] + 1, pool.recent_y.shape[0])
         reason = _watch(cfg, pool, err_det, label_det, adwin, sc, pred != y, y)
-        if shift_update(event_det, pred != y, y, pool.ints[N_CLASSES]):
-            reason += EVENT_FLAG
+        reason += _watch_model(state, X[i], pred != y, y)
         pool.ints[N_LEARNED] += 1
         if reason:
             return DRIFT, i + 1, reason + (TREE_FLAG if room else 0)

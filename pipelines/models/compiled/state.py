@@ -57,13 +57,14 @@ class KernelState(structref.StructRefProxy):
 
 
 KERNEL_STATE_FIELDS = ("cfg", "inputs", "mlp", "trees", "router", "err_det", "label_det",
-                       "adwin", "event_det", "pool", "rng", "scratch")
+                       "adwin", "event_det", "sentinel", "sentinel_tree", "pool", "rng",
+                       "scratch")
 structref.define_proxy(KernelState, KernelStateType, list(KERNEL_STATE_FIELDS))
 
 
 @njit(cache=True)
 def make_kernel_state(cfg, inputs, mlp, trees, router, err_det, label_det, adwin, event_det,
-                      pool, rng, scratch):
+                      sentinel, sentinel_tree, pool, rng, scratch):
     """A :class:`KernelState` over these parts (no copies)."""
     return KernelState(cfg, inputs, mlp, trees, router, err_det, label_det, adwin, event_det,
-                       pool, rng, scratch)
+                       sentinel, sentinel_tree, pool, rng, scratch)

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from detectors._compiled import new_adwin_stack, new_rbocpd
+from detectors._compiled_sentinel import SCALES, new_sentinel
 from detectors._compiled_shift import new_shift
 from experts._compiled_inputs import new_inputs
 from experts._compiled_mlp import new_mlp_stack
@@ -23,15 +24,16 @@ from experts._compiled_pool import (
     N_RECENT,
     new_pool_arrays,
 )
-from experts._compiled_tree import tree_pool_from_arrays
+from experts._compiled_tree import TreePool, tree_pool_arrays, tree_pool_from_arrays
 from experts._encoding import RecordEncoder
 from pipelines.checkpoints.arrays import pack_arrays
 from pipelines.checkpoints.envelope import CheckpointError
+from pipelines.models.compiled.sentinel import empty_tree
 from router._compiled import new_router
 
 # the model attributes a snapshot holds, in order; each a NamedTuple of arrays or an array
 PARTS = ("inputs", "mlp", "trees", "router", "err_det", "label_det", "adwin", "event_det",
-         "pool", "rng")
+         "sentinel", "sentinel_tree", "pool", "rng")
 
 
 def state_arrays(model: Any) -> dict[str, np.ndarray]:
@@ -69,11 +71,7 @@ class ArraySnapshots:
         except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"snapshot settings or encoder refused: {exc}") from None
         fresh = state_arrays(model)
-        if "event_det" in cls._snapshot_parts and "mlp.w2" in arrays and not any(
-                k.startswith("event_det.") for k in arrays):
-            # a snapshot from before the model-level drift detector: it starts fresh
-            detector = new_shift(arrays["mlp.w2"].shape[-1])
-            arrays.update({f"event_det.{k}": a for k, a in detector._asdict().items()})
+        _fill_missing_detectors(cls._snapshot_parts, arrays)
         if set(arrays) != set(fresh):
             odd = sorted(set(arrays) ^ set(fresh))[:5]
             raise CheckpointError(f"snapshot arrays are not this model's (differ in {odd})")
@@ -83,21 +81,19 @@ class ArraySnapshots:
             if a.dtype != fresh[name].dtype or a.ndim != fresh[name].ndim:
                 raise CheckpointError(f"snapshot array {name!r} is {a.dtype}[{a.ndim}d], "
                                       f"expected {fresh[name].dtype}[{fresh[name].ndim}d]")
-        try:
-            trees = tree_pool_from_arrays({k[6:]: a for k, a in arrays.items()
-                                           if k.startswith("trees.")}) if (
-                "trees" in cls._snapshot_parts) else None
-        except ValueError as exc:
-            raise CheckpointError(f"snapshot trees refused: {exc}") from None
         for part in cls._snapshot_parts:
-            if part == "trees":
-                model.trees = trees
-            elif isinstance(getattr(model, part), np.ndarray):   # a bare array (the RNG)
-                setattr(model, part, arrays[part])
+            template = getattr(model, part)
+            if isinstance(template, TreePool):   # the trees, the sentinel's copy: checked
+                try:
+                    value = tree_pool_from_arrays({k[len(part) + 1:]: a for k, a in arrays.items()
+                                                   if k.startswith(f"{part}.")})
+                except ValueError as exc:
+                    raise CheckpointError(f"snapshot {part} refused: {exc}") from None
+            elif isinstance(template, np.ndarray):   # a bare array (the RNG)
+                value = arrays[part]
             else:
-                template = getattr(model, part)
-                setattr(model, part, type(template)(
-                    *(arrays[f"{part}.{name}"] for name in template._fields)))
+                value = type(template)(*(arrays[f"{part}.{name}"] for name in template._fields))
+            setattr(model, part, value)
         model._encoder = encoder
         model._restored()
         return model
@@ -109,6 +105,20 @@ class ArraySnapshots:
         _check_ranges(self)
         self._scratch = self._new_scratch()
         self._state = None
+
+
+def _fill_missing_detectors(parts: tuple[str, ...], arrays: dict[str, np.ndarray]) -> None:
+    """A snapshot from before the model-level detector or the sentinel: they start fresh (the
+    sentinel takes its copy at the next record)."""
+    if "mlp.w2" not in arrays:
+        return
+    fresh: dict[str, Any] = {"event_det": lambda: new_shift(arrays["mlp.w2"].shape[-1]),
+                             "sentinel": lambda: new_sentinel(1)}
+    for part, make in fresh.items():
+        if part in parts and not any(k.startswith(f"{part}.") for k in arrays):
+            arrays.update({f"{part}.{k}": a for k, a in make()._asdict().items()})
+    if "sentinel_tree" in parts and not any(k.startswith("sentinel_tree.") for k in arrays):
+        arrays.update({f"sentinel_tree.{k}": a for k, a in tree_pool_arrays(empty_tree()).items()})
 
 
 def _check_shapes(model: Any) -> None:
@@ -133,6 +143,11 @@ def _check_shapes(model: Any) -> None:
     if (trees.settings.shape[0], trees.node_class_w.shape[2], trees.nominal_values.shape[1]) != (
             n_slots, n_classes, n_features) or model.rng.shape != (1,):
         raise CheckpointError("snapshot trees or RNG do not match the model's capacities")
+    copy = model.sentinel_tree
+    shaped_as("sentinel", new_sentinel(copy.node_feature.shape[1]), model.sentinel)
+    if (copy.settings.shape[0] != 1 or copy.node_class_w.shape[2] > max(n_classes, 2)
+            or copy.nominal_values.shape[1] > n_features):
+        raise CheckpointError("snapshot sentinel copy does not fit the model's capacities")
 
 
 def shaped_as(part: str, fresh: tuple, got: tuple) -> None:
@@ -178,6 +193,14 @@ def _check_ranges(model: Any) -> None:
     within("adwin.rows", model.adwin.rows, 1, model.adwin.bucket_count.shape[1])
     within("event_det.labels", model.event_det.labels, 0, max(n_classes - 1, 0))
     within("event_det.errors", model.event_det.errors, 0, 1)
+    sentinel, copy = model.sentinel, model.sentinel_tree
+    within("sentinel.cells", sentinel.cells, 0, sentinel.counts.shape[1] - 1)
+    within("sentinel.errors", sentinel.errors, 0, 1)
+    within("sentinel.ints", sentinel.ints[1:2], 0, 1)
+    within("sentinel.ints", sentinel.ints[4:5], 0, len(SCALES) - 1)
+    nominal = (copy.nominal_values[0] > 0).astype(np.int64)
+    if not np.array_equal(nominal, inputs.nominal[: len(nominal)]):
+        raise CheckpointError("snapshot sentinel copy and inputs disagree on nominal features")
     within("adwin.bucket_count", model.adwin.bucket_count, 0,
            model.adwin.bucket_total.shape[2])
     within("pool.kind", pool.kind, -1, 1)
