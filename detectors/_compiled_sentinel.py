@@ -32,8 +32,8 @@ from experts._compiled_tree_kernels import _route, first_max, tree_predict_proba
 from ._compiled_shift import _g_term
 
 SCALES = (300, 1000, 3000)   # test windows, records
-SETTLE = 2000      # records after a flag before a copy is taken (the pool learns the new concept)
-FIRST = 3000       # records before the first copy (a fresh pool's warm-up)
+SETTLE = 5000      # records after a flag before a copy is taken (the pool learns the new concept)
+FIRST = 10_000     # records before the first copy (a fresh pool learns its first concept)
 REFERENCE = 2000   # records of the copy's own before its first test
 MIN_LEAF = 30      # reference records a leaf needs before it is tested
 MIN_ERRORS = 5     # errors a leaf's window needs before it is tested

@@ -86,6 +86,7 @@ __all__ = [
     "tree_predict_learn_many",
     "tree_predict_proba",
     "tree_reset",
+    "tree_slot_copy",
 ]
 
 
@@ -261,6 +262,19 @@ def ensure_tree_capacity(pool: TreePool, n_classes: int, nominal_sizes: np.ndarr
         return pool
     return grow_tree_pool(pool, n_classes=max(n_classes, pool.node_class_w.shape[2]),
                           nominal_values=wanted)
+
+
+def tree_slot_copy(pool: TreePool, slot: int) -> TreePool:
+    """A one-slot pool holding a copy of tree ``slot``, its node, leaf-row and branch arrays
+    cut to what the tree uses (a frozen copy costs what the tree holds, not its capacity)."""
+    used = {"N": max(int(pool.sizes[slot, USED_NODES]), 1),
+            "L": max(int(pool.sizes[slot, USED_ROWS]), 1),
+            "B": int(pool.sizes[slot, USED_BRANCHES])}
+    arrays = {}
+    for name, axes in _AXES.items():
+        cut = tuple(slice(used[a]) if a in used else slice(None) for a in axes)
+        arrays[name] = np.ascontiguousarray(getattr(pool, name)[(slice(slot, slot + 1), *cut)])
+    return TreePool(**{name: a.copy() for name, a in arrays.items()})
 
 
 def tree_pool_arrays(pool: TreePool) -> dict[str, np.ndarray]:

@@ -91,7 +91,7 @@ print(json.dumps({"helper": None if helper is None else helper.returncode, "used
     run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True,
                          capture_output=True, text=True, timeout=900)
     out = json.loads(run.stdout.strip().splitlines()[-1])
-    assert out["helper"] == 0 and len(out["used"]) == 7 and all(out["used"])
+    assert out["helper"] == 0 and len(out["used"]) == 8 and all(out["used"])
     from pipelines import make_model, open_source  # this process: its cache, no helper
 
     rows = list(open_source("synthetic:SEAa", limit=300, seed=3))

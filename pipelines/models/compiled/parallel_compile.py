@@ -54,6 +54,8 @@ def helper_signatures(model: Any) -> list[tuple[str, str, tuple[Any, ...]]]:
         ("detectors._compiled", "adwin_update", (typeof(model.adwin), i64, f64, f64)),
         ("detectors._compiled_shift", "shift_update",
          (typeof(model.event_det), types.boolean, i64, i64)),
+        ("detectors._compiled_sentinel", "sentinel_update",
+         (typeof(model.sentinel), typeof(model.sentinel_tree), row, i64)),
     ]
 
 

@@ -18,7 +18,7 @@ from detectors._compiled_sentinel import (
     new_sentinel,
 )
 from experts._compiled_pool import KIND_TREE, N_LEARNED, N_POS, accuracy
-from experts._compiled_tree import TreePool, new_tree_pool
+from experts._compiled_tree import TreePool, new_tree_pool, tree_slot_copy
 from experts._encoding import RecordEncoder
 
 
@@ -35,7 +35,7 @@ def take_copy(model: Any) -> tuple[SentinelState, TreePool]:
     if not slots:
         return new_sentinel(1, int(pool.ints[N_LEARNED]) + SETTLE), empty_tree()
     best = max(slots, key=lambda s: accuracy(pool, s))
-    copy = TreePool(*(a[best:best + 1].copy() for a in trees))
+    copy = tree_slot_copy(trees, best)
     return new_sentinel(copy.node_feature.shape[1], taken=True), copy
 
 
