@@ -133,13 +133,18 @@ def render(doc: dict[str, Any]) -> str:
              "50,000 records of the stationary stretches; *early* = events in the first 3,000 "
              "records (a fresh pool warming up). RandomRBF drifts continuously (no positions): "
              "events counted only. Electricity (no known drifts): events a person accepts = the "
-             f"model's error rose at least {ACCEPT_RISE * 100:.0f} points with its one-sided "
-             "test passing alone (p < 1e-6); a class-mix swing with a flat or falling error is "
-             "reported but not accepted.", "",
-             "- `adaptive drift`: the operator's event, `detectors/_compiled_shift.py` "
-             "(two-window G-tests on the ensemble's 0/1 error, rises only, and on the class mix; "
-             "three scales, p < 1e-6 a test; warm-up and refractory gap of R + W records). It "
-             "changes nothing in the model.",
+             f"model's (or its frozen copy's) error rose at least {ACCEPT_RISE * 100:.0f} "
+             "points with its one-sided test passing alone (p < 1e-6); a class-mix swing with a "
+             "flat or falling error is reported but not accepted.", "",
+             "- `adaptive drift`: the operator's event, from two detectors; a flag by either "
+             "restarts the other. (1) `detectors/_compiled_shift.py`: two-window G-tests on "
+             "the ensemble's 0/1 error (rises only) and on the class mix (counted only with "
+             "the error risen too); three scales, p < 1e-6 a test; warm-up and refractory "
+             "gap of R + W records. (2) `detectors/_compiled_sentinel.py`: a frozen copy of "
+             "the pool's best tree, taken 10,000 records in and 5,000 after each flag, its "
+             "error tested per leaf and overall against its own record since the copy "
+             "(windows 300 / 1,000 / 3,000, p < 1e-7 a test); its event names the leaf's "
+             "region. Neither changes anything in the model.",
              "- `adaptive adapt`: the internal detectors that make the pool grow (R-BOCPD on the "
              "error, multinomial R-BOCPD on the labels, ADWIN per expert): the events earlier "
              "commits emitted as `drift`.", "",
