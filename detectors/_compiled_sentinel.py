@@ -15,9 +15,10 @@ lengths, ``P_VALUE`` per test. The flagged leaf's path names the region that cha
 
 Life cycle: a copy is taken ``FIRST`` records after the start and ``SETTLE`` after every flag
 (either channel's), when the pool has learned the concept; the host copies it when
-:func:`sentinel_due` says so (``adaptive._take_sentinel``). Every ``REFRESH`` records the host
-replaces it when the pool now holds a tree whose error is ``REFRESH_GAIN`` lower (a copy of a
-young tree is a weak witness). A new copy needs ``REFERENCE`` records before its first test. Memory: the copy (one tree's arrays, at most ~0.9 MiB at the default 1,000-node
+:func:`sentinel_due` says so (``adaptive._take_sentinel``). A copy needs ``REFERENCE`` records
+before its first test. (Measured and left out: replacing a copy every 5,000 records when the
+pool held a tree 3 points better. It found as many bench drifts, different ones: each
+replacement leaves the sentinel blind for its reference, and a drift falling there was missed.) Memory: the copy (one tree's arrays, at most ~0.9 MiB at the default 1,000-node
 cap on 24 features and 10 classes) and ``scales x (nodes + 1) x 4`` counts (96 KB at 1,000
 nodes) plus two rings of ``max(SCALES)`` records (48 KB).
 """
@@ -36,8 +37,6 @@ SCALES = (300, 1000, 3000)   # test windows, records
 SETTLE = 5000      # records after a flag before a copy is taken (the pool learns the new concept)
 FIRST = 10_000     # records before the first copy (a fresh pool learns its first concept)
 REFERENCE = 2000   # records of the copy's own before its first test
-REFRESH = 5000     # records between checks whether the pool holds a clearly better tree
-REFRESH_GAIN = 0.03   # error lower by this much: the copy is replaced (a young copy is weak)
 MIN_LEAF = 30      # reference records a leaf needs before it is tested
 MIN_ERRORS = 5     # errors a leaf's window needs before it is tested
 P_VALUE = 1e-7     # per test: each record tests its leaf and the tree at 3 scales
@@ -46,7 +45,6 @@ RING = max(SCALES)
 # ints: records since the copy was taken, taken (0/1), position a copy is due, flags,
 # scale and cell (leaf node, or nodes = the whole tree) of the last flag
 _SINCE, _TAKEN, _DUE, _FLAGS, _SCALE, _CELL = range(6)
-WHOLE = -1   # the last row of counts: the whole tree
 EVIDENCE = ("error_before", "error_after", "g_error", "reference", "window")
 
 
@@ -73,11 +71,8 @@ def new_sentinel(nodes: int, due: int = FIRST, taken: bool = False) -> SentinelS
 
 @njit(cache=True, nogil=True)
 def sentinel_due(st: SentinelState, position: int) -> bool:
-    """Whether the host should take a copy now (none held and record ``position`` reached), or
-    check whether a better one exists (every REFRESH records of a copy's life)."""
-    if st.ints[_TAKEN] == 0:
-        return position >= st.ints[_DUE]
-    return st.ints[_SINCE] > 0 and st.ints[_SINCE] % REFRESH == 0
+    """Whether the host should take a copy now (none held and record ``position`` reached)."""
+    return st.ints[_TAKEN] == 0 and position >= st.ints[_DUE]
 
 
 @njit(cache=True, nogil=True)

@@ -288,12 +288,9 @@ class Adaptive(ArraySnapshots, AdaptiveModel):
             self, position, lambda slot: kernel.recent_accuracy(state, slot)))
 
     def _take_sentinel(self) -> None:
-        """The sentinel's frozen copy of the best tree, now, or a better one (the kernel said
-        it is due)."""
-        held = self.sentinel
+        """The sentinel's frozen copy of the best tree, now (the kernel said it is due)."""
         self.sentinel, self.sentinel_tree = sentinel.take_copy(self)
-        if self.sentinel is not held:
-            self._state = None
+        self._state = None
 
     def input_drift(self, features: list[str]) -> None:
         """The host's input-drift monitor saw ``features`` move. With ``input_adaptation``, a

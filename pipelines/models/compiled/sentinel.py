@@ -11,12 +11,9 @@ import numpy as np
 from detectors._compiled_sentinel import (
     _CELL,
     _SCALE,
-    _TAKEN,
     EVIDENCE,
-    REFRESH_GAIN,
     SCALES,
     SETTLE,
-    WHOLE,
     SentinelState,
     new_sentinel,
 )
@@ -32,18 +29,12 @@ def empty_tree() -> TreePool:
 
 def take_copy(model: Any) -> tuple[SentinelState, TreePool]:
     """A frozen copy of ``model``'s most accurate tree expert (slot 0 of a one-slot pool) and a
-    fresh detector for it. With a copy held, the same copy and detector unless that tree's
-    recent error is REFRESH_GAIN below the copy's own since it was taken. With no tree in the
-    pool, none, and the next try SETTLE records on."""
-    pool, held = model.pool, model.sentinel
+    fresh detector for it; with no tree in the pool, none, and the next try SETTLE records on."""
+    pool = model.pool
     slots = [int(s) for s in pool.positions[: pool.ints[N_POS]] if pool.kind[s] == KIND_TREE]
     if not slots:
         return new_sentinel(1, int(pool.ints[N_LEARNED]) + SETTLE), empty_tree()
     best = max(slots, key=lambda s: accuracy(pool, s))
-    if held.ints[_TAKEN]:
-        seen, errors = held.counts[0, WHOLE, [0, 2]].sum(), held.counts[0, WHOLE, [1, 3]].sum()
-        if 1.0 - accuracy(pool, best) > errors / max(seen, 1.0) - REFRESH_GAIN:
-            return held, model.sentinel_tree
     copy = tree_slot_copy(model.trees, best)
     return new_sentinel(copy.node_feature.shape[1], taken=True), copy
 
