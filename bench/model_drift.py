@@ -65,8 +65,9 @@ def score(flags: list[int], centres: list[int], ramp: float, n: int) -> dict[str
 
 
 def accepted(event: dict[str, Any]) -> bool:
-    """Electricity's rule: the model's error rose at least ACCEPT_RISE with its test passing
-    alone (a class-mix swing with the error flat or falling is not an alarm a person wants)."""
+    """Electricity's rule: the model's (or the sentinel's frozen copy's) error rose at least
+    ACCEPT_RISE with its test passing at p < 1e-6 (a swing of the error within noise, or of the
+    class mix alone, is not an alarm a person wants)."""
     return (event.get("error_after", 0.0) - event.get("error_before", 0.0) >= ACCEPT_RISE
             and event.get("g_error", 0.0) > ACCEPT_G)
 
@@ -134,12 +135,11 @@ def render(doc: dict[str, Any]) -> str:
              "records (a fresh pool warming up). RandomRBF drifts continuously (no positions): "
              "events counted only. Electricity (no known drifts): events a person accepts = the "
              f"model's (or its frozen copy's) error rose at least {ACCEPT_RISE * 100:.0f} "
-             "points with its one-sided test passing alone (p < 1e-6); a class-mix swing with a "
-             "flat or falling error is reported but not accepted.", "",
+             "points with its one-sided test passing (p < 1e-6).", "",
              "- `adaptive drift`: the operator's event, from two detectors; a flag by either "
              "restarts the other. (1) `detectors/_compiled_shift.py`: two-window G-tests on "
-             "the ensemble's 0/1 error (rises only) and on the class mix (counted only with "
-             "the error risen too); three scales, p < 1e-6 a test; warm-up and refractory "
+             "the ensemble's 0/1 error (rises only), the class mix's test reported as evidence "
+             "(never a flag alone: Electricity's mix swings week to week); three scales, p < 1e-6 a test; warm-up and refractory "
              "gap of R + W records. (2) `detectors/_compiled_sentinel.py`: a frozen copy of "
              "the pool's best tree, taken 10,000 records in and 5,000 after each flag, its "
              "error tested per leaf and overall against its own record since the copy "

@@ -18,7 +18,7 @@ from pipelines.runners.kafka_config import KafkaClientConfig, KafkaUnavailable
 
 # A synthetic stream's length when --limit is not given: long enough to hold its three drifts
 # with room to recover after each, short enough that `driftflow run` finishes in seconds.
-DEFAULT_SYNTHETIC_RECORDS = 20_000
+DEFAULT_SYNTHETIC_RECORDS = 100_000
 DEFAULT_SOURCE = "synthetic:SEAa"
 KAFKA_PREFIX = "kafka:"
 
