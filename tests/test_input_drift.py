@@ -3,7 +3,6 @@ end and the report's heat strip. Delay bounds state the measured worst case in b
 from __future__ import annotations
 
 import itertools
-
 import json
 import os
 

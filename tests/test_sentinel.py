@@ -8,6 +8,7 @@ import numpy as np
 from detectors._compiled_sentinel import SCALES, new_sentinel, sentinel_update
 from experts._compiled_tree import grow_tree_pool, new_tree_pool, tree_learn
 from experts._compiled_tree_kernels import _route
+from experts._encoding import RecordEncoder
 from pipelines.models.compiled.sentinel import region
 
 
@@ -60,11 +61,11 @@ def test_a_local_change_is_flagged_within_1000_records() -> None:
     assert error_after > error_before + 0.05
 
 
-class _Encoder:
-    """The three feature names of the records, as RecordEncoder maps them."""
-
-    _position = {"a": 0, "b": 1, "c": 2}
-    _values = [None, None, None]
+def _encoder() -> RecordEncoder:
+    """An encoder that has met the records' three numeric features, a, b and c."""
+    encoder = RecordEncoder()
+    encoder.encode({"a": 1.0, "b": 2.0, "c": 3.0}, learn=True)
+    return encoder
 
 
 def test_a_leaf_region_is_the_path_its_records_take() -> None:
@@ -74,10 +75,10 @@ def test_a_leaf_region_is_the_path_its_records_take() -> None:
     rng = np.random.default_rng(7)
     tree = _trained_tree(rng)
     x, _ = _sea(rng, 200, 8.0)
-    named = set()
+    named, encoder = set(), _encoder()
     for row in x:
         leaf, _ = _route(tree, 0, row)
-        path = region(tree, int(leaf), _Encoder())
+        path = region(tree, int(leaf), encoder)
         assert path and all(_holds(c, row) for c in path), (path, row)
         named |= {c.split()[0] for c in path}
     assert named == {"a", "b"}
@@ -85,7 +86,7 @@ def test_a_leaf_region_is_the_path_its_records_take() -> None:
 
 def _holds(condition: str, row: np.ndarray) -> bool:
     name, op, value = condition.split()
-    v, t = row[_Encoder._position[name]], float(value)
+    v, t = row["abc".index(name)], float(value)
     return v <= t + 1e-3 if op == "<=" else v > t - 1e-3
 
 

@@ -289,7 +289,9 @@ class Adaptive(ArraySnapshots, AdaptiveModel):
 
     def _take_sentinel(self) -> None:
         """The sentinel's frozen copy of the best tree, now (the kernel said it is due)."""
-        self.sentinel, self.sentinel_tree = sentinel.take_copy(self)
+        state = self._kernel_state()
+        self.sentinel, self.sentinel_tree = sentinel.take_copy(
+            self, lambda slot: kernel.recent_accuracy(state, slot))
         self._state = None
 
     def input_drift(self, features: list[str]) -> None:
