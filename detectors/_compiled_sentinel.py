@@ -41,7 +41,7 @@ MIN_LEAF = 30      # reference records a leaf needs before it is tested
 MIN_ERRORS = 5     # errors a leaf's window needs before it is tested
 P_VALUE = 1e-7     # per test: each record tests its leaf and the tree at 3 scales
 _Z = 5.199338      # the standard normal quantile of 1 - P_VALUE
-RING = max(SCALES)
+RING = max(SCALES) + 1   # + 1: the new record is written before the oldest leaves
 # ints: records since the copy was taken, taken (0/1), position a copy is due, flags,
 # scale and cell (leaf node, or nodes = the whole tree) of the last flag
 _SINCE, _TAKEN, _DUE, _FLAGS, _SCALE, _CELL = range(6)

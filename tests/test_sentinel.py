@@ -7,7 +7,7 @@ import numpy as np
 
 from detectors._compiled_sentinel import SCALES, new_sentinel, sentinel_update
 from experts._compiled_tree import grow_tree_pool, new_tree_pool, tree_learn
-from experts._compiled_tree_kernels import _route
+from experts._compiled_tree_kernels import _route, first_max, tree_predict_proba
 from experts._encoding import RecordEncoder
 from pipelines.models.compiled.sentinel import region
 
@@ -94,4 +94,26 @@ def test_nothing_is_tested_before_a_copy_is_taken() -> None:
     state = new_sentinel(1)
     tree = new_tree_pool(1, 0, 2, max_nodes=1)
     assert not any(sentinel_update(state, tree, np.zeros(0), 1) for _ in range(10_000))
-    assert state.counts.sum() == 0.0 and max(SCALES) == state.cells.shape[0]
+    assert state.counts.sum() == 0.0
+
+
+def test_window_and_reference_counts_are_exact() -> None:
+    """At every scale, the whole tree's window holds the last W records and the reference every
+    record before them since the copy, errors counted as the copy's own predictions give them
+    (the ring once held W records, and the longest window never moved)."""
+    rng = np.random.default_rng(8)
+    tree = _trained_tree(rng)
+    x, y = _sea(rng, 7_000, 8.0)
+    state = new_sentinel(tree.node_feature.shape[1], taken=True)
+    errors = []
+    out = np.zeros(2)
+    for row, label in zip(x, y):
+        tree_predict_proba(tree, 0, row, out)
+        errors.append(int(first_max(out) != label))
+        sentinel_update(state, tree, row, int(label))
+    errors = np.array(errors)
+    for s, w in enumerate(SCALES):
+        expected = [len(x) - w, errors[:-w].sum(), w, errors[-w:].sum()]
+        assert state.counts[s, -1].tolist() == expected, (w, state.counts[s, -1])
+        leaves = state.counts[s, :-1]
+        assert leaves[:, 0].sum() == len(x) - w and leaves[:, 3].sum() == errors[-w:].sum()
