@@ -29,7 +29,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from experts._compiled_tree_kernels import _route, first_max, tree_predict_proba
+from experts._compiled_tree_kernels import first_max, tree_predict_node
 
 from ._compiled_shift import _g_term
 
@@ -100,9 +100,8 @@ def sentinel_update(st: SentinelState, tree, x: np.ndarray, y: int) -> bool:
     ints = st.ints
     if ints[_TAKEN] == 0:
         return False
-    cell, _ = _route(tree, 0, x)
     out = np.empty(tree.node_class_w.shape[2])
-    tree_predict_proba(tree, 0, x, out)
+    cell = tree_predict_node(tree, 0, x, out)
     error = 1 if first_max(out) != y else 0
     whole = st.counts.shape[1] - 1
     n = ints[_SINCE]

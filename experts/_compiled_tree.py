@@ -273,8 +273,8 @@ def tree_slot_copy(pool: TreePool, slot: int) -> TreePool:
     arrays = {}
     for name, axes in _AXES.items():
         cut = tuple(slice(used[a]) if a in used else slice(None) for a in axes)
-        arrays[name] = np.ascontiguousarray(getattr(pool, name)[(slice(slot, slot + 1), *cut)])
-    return TreePool(**{name: a.copy() for name, a in arrays.items()})
+        arrays[name] = getattr(pool, name)[(slice(slot, slot + 1), *cut)].copy(order="C")
+    return TreePool(**arrays)
 
 
 def tree_pool_arrays(pool: TreePool) -> dict[str, np.ndarray]:

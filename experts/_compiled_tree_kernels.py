@@ -57,7 +57,7 @@ from ._compiled_tree_layout import (
 from ._compiled_tree_split import _attempt_split, _clear_row, _grow_branch, _new_leaf
 
 __all__ = ["TreePool", "tree_learn", "tree_predict_learn", "tree_predict_learn_many",
-           "tree_predict_proba", "tree_reset"]
+           "tree_predict_node", "tree_predict_proba", "tree_reset"]
 
 
 @njit(cache=True, nogil=True)
@@ -176,11 +176,19 @@ def _leaf_proba(pool, slot, node, x, out, votes) -> int:
 def tree_predict_proba(pool, slot, x, out):
     """Class probabilities of record ``x`` (f8[F], NaN missing) into ``out`` (f8[C]); all zero
     before anything is learned."""
+    tree_predict_node(pool, slot, x, out)
+
+
+@njit(cache=True, nogil=True)
+def tree_predict_node(pool, slot, x, out) -> int:
+    """`tree_predict_proba`, returning the node the record reached: its leaf, or the split
+    where a missing value or a branch not grown yet stopped it (the sentinel's cell)."""
     node, b = _route(pool, slot, x)
     if b == _AT_LEAF:
         _leaf_proba(pool, slot, node, x, out, np.empty(out.shape[0]))
     else:
         _normalise(pool.node_class_w[slot, node], out)
+    return node
 
 
 @njit(cache=True, nogil=True)

@@ -279,8 +279,8 @@ def test_an_undecided_commits_topic_falls_back_on_the_confirmed_commit(
     in one line; without one it raises (its reopen loop tries again)."""
     import confluent_kafka as ck
 
+    from pipelines.runners import kafka_commits
     from pipelines.runners.kafka_commits import commit_record
-    from pipelines.runners.ray import worker as worker_module
 
     topic = f"undecided-{uuid.uuid4().hex[:8]}"
     job = KafkaJob(kafka_broker, topic, seed=0, exactly_once=True, checkpoint_dir=str(tmp_path))
@@ -291,16 +291,18 @@ def test_an_undecided_commits_topic_falls_back_on_the_confirmed_commit(
     producer.begin_transaction()
     producer.produce(job.output_topic("commits"), commit_record(0, 50), partition=0)
     producer.flush(30)
-    monkeypatch.setattr(worker_module, "CONFIRMED_SETTLE_S", 1.0)
-    monkeypatch.setattr(worker_module.kafka_commits, "SETTLE_TIMEOUT_S", 1.0)
-    stub = worker_module.PartitionWorker.__new__(worker_module.PartitionWorker)
-    stub.job, stub.partitions = job, [0]
+    monkeypatch.setattr(kafka_commits, "CONFIRMED_SETTLE_S", 1.0)
+    monkeypatch.setattr(kafka_commits, "SETTLE_TIMEOUT_S", 1.0)
+
+    def group_offset(p: int) -> int:
+        pytest.fail("asked the group's offset although the commits topic has a record")
+
     try:
         with caplog.at_level(logging.WARNING, logger="driftflow"):
-            assert stub._committed_offset(0, confirmed=40) == 40
+            assert kafka_commits.restore_offset(job, 0, 40, group_offset) == 40
         assert any("restoring the last checkpoint Kafka confirmed (offset 40)" in r.getMessage()
                    for r in caplog.records)
-        with pytest.raises(worker_module.kio.KafkaError, match="not settled"):
-            stub._committed_offset(0, confirmed=None)
+        with pytest.raises(kafka_commits.KafkaError, match="not settled"):
+            kafka_commits.restore_offset(job, 0, None, group_offset)
     finally:
         producer.abort_transaction(30)

@@ -23,18 +23,49 @@ commit, from the same producer id, closes the undecided one on those partitions.
 from __future__ import annotations
 
 import json
+import logging
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import KafkaException as KafkaError
 
 from pipelines.runners.kafka_config import KafkaClientConfig
 from pipelines.runners.kafka_connect import PROBE_TIMEOUT_S, confluent_settings
 
+if TYPE_CHECKING:
+    from pipelines.runners.kafka_job import KafkaJob
+
 # A transaction left open by a dead worker is aborted by the broker after librdkafka's
 # transaction.timeout.ms (60 s); a restarted broker finishes what it acknowledged within ~20 s.
 SETTLE_TIMEOUT_S = 90.0
+# How long a restore waits for the commits topic to settle when the worker has a confirmed
+# commit to fall back on (without one: SETTLE_TIMEOUT_S).
+CONFIRMED_SETTLE_S = 20.0
 _TAIL = 64   # records read back from the end first (a few checkpoints' worth)
+
+
+log = logging.getLogger("driftflow")
+
+
+def restore_offset(job: KafkaJob, partition: int, confirmed: int | None,
+                   group_offset: Callable[[int], int | None]) -> int | None:
+    """Where ``partition``'s last committed transaction left it (``exactly_once``), asked of
+    the commits topic; for a job whose transactions predate that topic, ``group_offset``
+    (the group's committed offset). When the topic stays undecided (a broker that restarted
+    mid-commit can leave it so), the last offset Kafka confirmed to the worker
+    (``confirmed``), if any; without one, `KafkaError`."""
+    try:
+        offset = last_committed_offset(
+            job.bootstrap, job.client_config, job.group, job.output_topic("commits"),
+            partition, settle_s=None if confirmed is None else CONFIRMED_SETTLE_S)
+    except KafkaError as exc:
+        if confirmed is None:
+            raise
+        log.warning("partition %d: %s; restoring the last checkpoint Kafka confirmed "
+                    "(offset %d)", partition, exc, confirmed)
+        return confirmed
+    return offset if offset is not None else group_offset(partition)
 
 
 def commit_record(partition: int, next_offset: int) -> bytes:

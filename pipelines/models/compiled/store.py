@@ -24,7 +24,7 @@ from experts._compiled_pool import (
     N_RECENT,
     new_pool_arrays,
 )
-from experts._compiled_tree import TreePool, tree_pool_arrays, tree_pool_from_arrays
+from experts._compiled_tree import TreePool, tree_pool_from_arrays
 from experts._encoding import RecordEncoder
 from pipelines.checkpoints.arrays import pack_arrays
 from pipelines.checkpoints.envelope import CheckpointError
@@ -109,16 +109,14 @@ class ArraySnapshots:
 
 def _fill_missing_detectors(parts: tuple[str, ...], arrays: dict[str, np.ndarray]) -> None:
     """A snapshot from before the model-level detector or the sentinel: they start fresh (the
-    sentinel takes its copy at the next record)."""
+    sentinel takes its copy when due)."""
     if "mlp.w2" not in arrays:
         return
     fresh: dict[str, Any] = {"event_det": lambda: new_shift(arrays["mlp.w2"].shape[-1]),
-                             "sentinel": lambda: new_sentinel(1)}
+                             "sentinel": lambda: new_sentinel(1), "sentinel_tree": empty_tree}
     for part, make in fresh.items():
         if part in parts and not any(k.startswith(f"{part}.") for k in arrays):
             arrays.update({f"{part}.{k}": a for k, a in make()._asdict().items()})
-    if "sentinel_tree" in parts and not any(k.startswith("sentinel_tree.") for k in arrays):
-        arrays.update({f"sentinel_tree.{k}": a for k, a in tree_pool_arrays(empty_tree()).items()})
 
 
 def _check_shapes(model: Any) -> None:

@@ -1,11 +1,12 @@
 """The Ray runner's worker: owns a fixed group of Kafka partitions, one ModelHost per partition.
 
-Why over 500 lines: ~45 are this docstring, the delivery contract the code keeps; the rest is
+Why near 500 lines: ~45 are this docstring, the delivery contract the code keeps; the rest is
 `PartitionWorker`, whose order of effects is meant to be read in one place (see its docstring),
-broker restarts included (the deferred rewind, the stalled consumer, which checkpoint a restore
-takes). What could leave it has: outputs (`output_sender`), the delayed-label feed
-(`label_feed`), the checkpoint files (`partition_checkpoints`), the commits topic
-(`kafka_commits`) and the bounded transaction calls (`kafka_io`).
+broker restarts included (the deferred rewind, the stalled consumer). What could leave it has:
+outputs (`output_sender`), the delayed-label feed (`label_feed`), the checkpoint files
+(`partition_checkpoints`), the commits topic and which checkpoint a restore takes
+(`kafka_commits`), and the bounded transaction calls (`kafka_io`). Splitting the loop itself
+(poll / handle / checkpoint / rewind) into classes would spread that one order over several.
 
 A plain class, so it runs (and is tested) without Ray; `pipelines.runners.ray.driver` makes it a Ray
 actor at the edge. Ray re-runs only the constructor when it restarts an actor, so the
@@ -55,6 +56,7 @@ import logging
 import os
 import time
 from collections.abc import Hashable
+from functools import partial
 from typing import Any
 
 from pipelines.checkpoints.partition import PartitionState
@@ -93,9 +95,6 @@ MAX_REWINDS = 10
 # the worker's offsets is stalled (seen once in CI after a broker restart: a worker waited at
 # its offset for minutes while the other went on): the worker then reopens its clients.
 STALL_S = 20.0
-# How long a restore waits for the commits topic to settle when this worker has a confirmed
-# commit to fall back on (without one: `kafka_commits.SETTLE_TIMEOUT_S`).
-CONFIRMED_SETTLE_S = 20.0
 
 
 class ConsumerStalled(kio.OutputsNotDelivered):
@@ -156,8 +155,8 @@ class PartitionWorker:
             transactional_id=(f"driftflow-{job.group}-{job.topic}-"
                               + "-".join(map(str, self.partitions))) if job.exactly_once else None)
         self._out = OutputSender(job, self._io)
-        self._state = {p: self._checkpoints.restore(p, self._committed_offset)
-                       for p in self.partitions}
+        committed = partial(kafka_commits.restore_offset, job, group_offset=self._io.committed)
+        self._state = {p: self._checkpoints.restore(p, committed) for p in self.partitions}
         start = self._io.assign({p: s.next_offset for p, s in self._state.items()})
         for p, offset in start.items():
             self._state[p].next_offset = offset
@@ -167,25 +166,6 @@ class PartitionWorker:
             waits = self.labels.waits_timed_out if self.labels is not None else 0
             self.labels = LabelFeed(job, self.partitions, self._out.dead_letter, self._route_label)
             self.labels.waits_timed_out = waits   # a rewind keeps the count
-
-    def _committed_offset(self, partition: int, confirmed: int | None) -> int | None:
-        """Where ``partition``'s last committed transaction left it (``exactly_once``), asked
-        of the commits topic (`kafka_commits`); for a job whose transactions predate that
-        topic, of the group's committed offset. When the topic stays undecided (a broker that
-        restarted mid-commit can leave it so), the last offset Kafka confirmed to this worker
-        (``confirmed``), if any."""
-        job = self.job
-        try:
-            offset = kafka_commits.last_committed_offset(
-                job.bootstrap, job.client_config, job.group, job.output_topic("commits"),
-                partition, settle_s=None if confirmed is None else CONFIRMED_SETTLE_S)
-        except kio.KafkaError as exc:
-            if confirmed is None:
-                raise
-            log.warning("worker %s: %s; restoring the last checkpoint Kafka confirmed "
-                        "(offset %d)", self.partitions, exc, confirmed)
-            return confirmed
-        return offset if offset is not None else self._io.committed(partition)
 
     def _rewind(self, reason: Exception) -> None:
         """Outputs since the last checkpoint were not all delivered: drop the clients (and the
