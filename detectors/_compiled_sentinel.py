@@ -31,7 +31,7 @@ from numba import njit
 
 from experts._compiled_tree_kernels import first_max, tree_predict_node
 
-from ._compiled_shift import _g_term
+from ._compiled_shift import g_rise
 
 SCALES = (300, 1000, 3000)   # test windows, records
 SETTLE = 5000      # records after a flag before a copy is taken (the pool learns the new concept)
@@ -42,9 +42,9 @@ MIN_ERRORS = 5     # errors a leaf's window needs before it is tested
 P_VALUE = 1e-7     # per test: each record tests its leaf and the tree at 3 scales
 _Z = 5.199338      # the standard normal quantile of 1 - P_VALUE
 RING = max(SCALES) + 1   # + 1: the new record is written before the oldest leaves
-# ints: records since the copy was taken, taken (0/1), position a copy is due, flags,
-# scale and cell (leaf node, or nodes = the whole tree) of the last flag
-_SINCE, _TAKEN, _DUE, _FLAGS, _SCALE, _CELL = range(6)
+# ints: records since the copy was taken, taken (0/1), position a copy is due, scale and cell
+# (leaf node, or nodes = the whole tree) of the last flag
+_SINCE, _TAKEN, _DUE, _SCALE, _CELL = range(5)
 EVIDENCE = ("error_before", "error_after", "g_error", "reference", "window")
 
 
@@ -56,14 +56,14 @@ class SentinelState(NamedTuple):
     errors: np.ndarray    # (RING,) int64: 1 = the copy mispredicted it
     counts: np.ndarray    # (scales, nodes + 1, 4) float64: reference records and errors,
     #                       window records and errors; the last row is the whole tree
-    ints: np.ndarray      # (6,) int64: _SINCE, _TAKEN, _DUE, _FLAGS, _SCALE, _CELL
+    ints: np.ndarray      # (5,) int64: _SINCE, _TAKEN, _DUE, _SCALE, _CELL
     evidence: np.ndarray  # (len(EVIDENCE),) float64: the last flag's
 
 
 def new_sentinel(nodes: int, due: int = FIRST, taken: bool = False) -> SentinelState:
     """A detector for a copy with ``nodes`` node capacity, the next copy due at record
     ``due``."""
-    ints = np.zeros(6, np.int64)
+    ints = np.zeros(5, np.int64)
     ints[_DUE], ints[_TAKEN] = due, int(taken)
     return SentinelState(np.zeros(RING, np.int64), np.zeros(RING, np.int64),
                          np.zeros((len(SCALES), nodes + 1, 4)), ints, np.zeros(len(EVIDENCE)))
@@ -80,16 +80,6 @@ def sentinel_drop(st: SentinelState, due: int) -> None:
     """Forget the copy (a change was flagged); the next is due at record ``due``."""
     st.ints[_TAKEN] = 0
     st.ints[_DUE] = due
-
-
-@njit(cache=True, nogil=True)
-def _rise(e_ref: float, n_ref: float, e_win: float, n_win: float) -> float:
-    """One-sided G statistic of the window's error rate against the reference's (0 unless it
-    rose)."""
-    if e_win * n_ref <= e_ref * n_win:
-        return 0.0
-    return (_g_term(e_ref, e_win, n_ref, n_win)
-            + _g_term(n_ref - e_ref, n_win - e_win, n_ref, n_win))
 
 
 @njit(cache=True, nogil=True)
@@ -126,7 +116,7 @@ def sentinel_update(st: SentinelState, tree, x: np.ndarray, y: int) -> bool:
             continue
         for k in (cell, whole):
             if c[k, 0] >= MIN_LEAF and c[k, 3] >= MIN_ERRORS:
-                g = _rise(c[k, 1], c[k, 0], c[k, 3], c[k, 2])
+                g = g_rise(c[k, 1], c[k, 0], c[k, 3], c[k, 2])
                 if g > best_g:
                     best_g, best_scale, best_cell = g, s, k
     if best_scale < 0:
@@ -135,6 +125,5 @@ def sentinel_update(st: SentinelState, tree, x: np.ndarray, y: int) -> bool:
     ev = st.evidence
     ev[0], ev[1], ev[2] = c[1] / c[0], c[3] / c[2], best_g
     ev[3], ev[4] = c[0], c[2]
-    ints[_FLAGS] += 1
     ints[_SCALE], ints[_CELL] = best_scale, best_cell
     return True

@@ -83,6 +83,16 @@ def _g_term(a: float, b: float, n_a: float, n_b: float) -> float:
 
 
 @njit(cache=True, nogil=True)
+def g_rise(e_ref: float, n_ref: float, e_win: float, n_win: float) -> float:
+    """One-sided two-sample G statistic of an error rate: ``e_win`` errors in ``n_win``
+    records against ``e_ref`` in ``n_ref``; 0 unless the rate rose."""
+    if e_win * n_ref <= e_ref * n_win:
+        return 0.0
+    return (_g_term(e_ref, e_win, n_ref, n_win)
+            + _g_term(n_ref - e_ref, n_win - e_win, n_ref, n_win))
+
+
+@njit(cache=True, nogil=True)
 def _threshold(dof: int) -> float:
     """The chi-square quantile of 1 - P_VALUE (Wilson-Hilferty; exact z^2 for one degree)."""
     if dof <= 1:
@@ -97,9 +107,7 @@ def _test(st: ShiftState, s: int, n_classes: int) -> bool:
     written."""
     ref, win = SCALES[s]
     e_ref, e_win = st.err_counts[s, 0], st.err_counts[s, 1]
-    if e_win * ref <= e_ref * win:   # only a rise of the error counts
-        return False
-    g_err = _g_term(e_ref, e_win, ref, win) + _g_term(ref - e_ref, win - e_win, ref, win)
+    g_err = g_rise(e_ref, ref, e_win, win)
     if g_err <= _Z * _Z:
         return False
     g_lab = 0.0

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from detectors._compiled import new_adwin_stack, new_rbocpd
-from detectors._compiled_sentinel import SCALES, new_sentinel
+from detectors._compiled_sentinel import _SCALE, _TAKEN, SCALES, new_sentinel
 from detectors._compiled_shift import new_shift
 from experts._compiled_inputs import new_inputs
 from experts._compiled_mlp import new_mlp_stack
@@ -194,8 +194,8 @@ def _check_ranges(model: Any) -> None:
     sentinel, copy = model.sentinel, model.sentinel_tree
     within("sentinel.cells", sentinel.cells, 0, sentinel.counts.shape[1] - 1)
     within("sentinel.errors", sentinel.errors, 0, 1)
-    within("sentinel.ints", sentinel.ints[1:2], 0, 1)
-    within("sentinel.ints", sentinel.ints[4:5], 0, len(SCALES) - 1)
+    within("sentinel.ints", sentinel.ints[_TAKEN:_TAKEN + 1], 0, 1)
+    within("sentinel.ints", sentinel.ints[_SCALE:_SCALE + 1], 0, len(SCALES) - 1)
     nominal = (copy.nominal_values[0] > 0).astype(np.int64)
     if not np.array_equal(nominal, inputs.nominal[: len(nominal)]):
         raise CheckpointError("snapshot sentinel copy and inputs disagree on nominal features")
